@@ -1,0 +1,181 @@
+"""Engine configuration: every environment variable the engine reads, in one place.
+
+Each setting has a documented default (see ``ENV_VARS``, which the README table mirrors) and is
+validated eagerly: a bad value raises :class:`ConfigError` with a one-line explanation naming the
+variable, so a misconfigured deployment stops at start-up instead of failing its first request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Mapping
+
+#: name -> (default, meaning). The single source for the README's configuration table.
+ENV_VARS: dict[str, tuple[str, str]] = {
+    "F5_MODEL_DIR": ("", "Local model directory (see `python -m engine.smoke_model`). Empty: the hub model."),
+    "F5_HUB_MODEL_REPO": ("SWivid/F5-TTS", "Hub repo of the F5-TTS checkpoint (when F5_MODEL_DIR is empty)."),
+    "F5_HUB_MODEL_FILE": ("F5TTS_v1_Base/model_1250000.safetensors", "Checkpoint file inside that repo."),
+    "F5_HUB_VOCAB_FILE": ("F5TTS_v1_Base/vocab.txt", "Vocabulary file inside that repo."),
+    "F5_HUB_MODEL_REVISION": ("main", "Revision (branch, tag or commit) of the checkpoint repo."),
+    "F5_HUB_MODEL_ARCH": ("", "DiT architecture of the hub checkpoint as JSON (e.g. for a fine-tune); empty = F5TTS_v1_Base's."),
+    "F5_HUB_VOCODER_REPO": ("charactr/vocos-mel-24khz", "Hub repo of the Vocos vocoder."),
+    "F5_HUB_VOCODER_REVISION": ("main", "Revision of the vocoder repo."),
+    "F5_DEVICE": ("auto", "`auto` (cuda if available, else cpu) or an explicit torch device string."),
+    "F5_DTYPE": ("auto", "`auto` (float16 on CUDA with capability >= 7, else float32), `float32`, `float16` or `bfloat16`."),
+    "F5_IDLE_UNLOAD_S": ("300", "Seconds after the last request ends before the model is unloaded; 0 = at once, negative = never."),
+    "F5_KEEP_HOST_COPY": ("1", "Keep a CPU master copy of the weights (pinned on CUDA) so a reload is one copy; 0 = reload from disk."),
+    "F5_MAX_QUEUE": ("32", "Requests allowed to wait for the engine; beyond it new requests get a 'busy' error."),
+    "F5_MAX_TEXT_CHARS": ("2000", "Longest text to generate, in characters."),
+    "F5_MAX_REF_SECONDS": ("12", "Reference audio is trimmed to this many seconds (as F5-TTS does)."),
+    "F5_ASR_MODEL": ("", "Whisper model id or directory for transcribing an empty reference text; empty = no ASR (ask the user)."),
+}
+
+_DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message is one line naming the variable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HubSource:
+    """Where the default (hub) model and vocoder come from."""
+
+    model_repo: str = "SWivid/F5-TTS"
+    model_file: str = "F5TTS_v1_Base/model_1250000.safetensors"
+    vocab_file: str = "F5TTS_v1_Base/vocab.txt"
+    model_revision: str = "main"
+    arch_json: str = ""  # empty: F5TTS_v1_Base's architecture
+    vocoder_repo: str = "charactr/vocos-mel-24khz"
+    vocoder_revision: str = "main"
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineConfig:
+    """Everything the engine needs to know, validated on construction."""
+
+    model_dir: Path | None = None
+    hub: HubSource = dataclasses.field(default_factory=HubSource)
+    device: str = "auto"
+    dtype: str = "auto"
+    idle_unload_s: float = 300.0
+    keep_host_copy: bool = True
+    max_queue: int = 32
+    max_text_chars: int = 2000
+    max_ref_seconds: float = 12.0
+    asr_model: str = ""
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _DTYPES:
+            raise ConfigError(f"F5_DTYPE={self.dtype!r} is not one of {', '.join(_DTYPES)}")
+        _check_device(self.device)
+        if self.max_queue < 1:
+            raise ConfigError(f"F5_MAX_QUEUE={self.max_queue} must be at least 1")
+        if self.max_text_chars < 1:
+            raise ConfigError(f"F5_MAX_TEXT_CHARS={self.max_text_chars} must be at least 1")
+        if not 1.0 <= self.max_ref_seconds <= 15.0:
+            raise ConfigError(f"F5_MAX_REF_SECONDS={self.max_ref_seconds} must be between 1 and 15")
+        if self.hub.arch_json:
+            import json
+
+            try:
+                arch = json.loads(self.hub.arch_json)
+            except ValueError:
+                raise ConfigError("F5_HUB_MODEL_ARCH is not valid JSON") from None
+            if not isinstance(arch, dict):
+                raise ConfigError("F5_HUB_MODEL_ARCH must be a JSON object of DiT settings")
+        if self.model_dir is not None and not self.model_dir.is_dir():
+            raise ConfigError(f"F5_MODEL_DIR={str(self.model_dir)!r} is not a readable directory")
+
+    @property
+    def unload_policy(self) -> str:
+        """Human-readable keep-alive policy: 'never', 'immediately' or 'after N s'."""
+        if self.idle_unload_s < 0:
+            return "never"
+        if self.idle_unload_s == 0:
+            return "immediately"
+        return f"after {self.idle_unload_s:g} s idle"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "EngineConfig":
+        """Read every ``F5_*`` variable (defaults in ``ENV_VARS``) and validate them."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str:
+            return env.get(name, ENV_VARS[name][0]).strip()
+
+        model_dir = get("F5_MODEL_DIR")
+        return cls(
+            model_dir=Path(model_dir).expanduser() if model_dir else None,
+            hub=HubSource(
+                model_repo=get("F5_HUB_MODEL_REPO"),
+                model_file=get("F5_HUB_MODEL_FILE"),
+                vocab_file=get("F5_HUB_VOCAB_FILE"),
+                model_revision=get("F5_HUB_MODEL_REVISION"),
+                arch_json=get("F5_HUB_MODEL_ARCH"),
+                vocoder_repo=get("F5_HUB_VOCODER_REPO"),
+                vocoder_revision=get("F5_HUB_VOCODER_REVISION"),
+            ),
+            device=get("F5_DEVICE") or "auto",
+            dtype=get("F5_DTYPE") or "auto",
+            idle_unload_s=_number("F5_IDLE_UNLOAD_S", get("F5_IDLE_UNLOAD_S"), float),
+            keep_host_copy=_flag("F5_KEEP_HOST_COPY", get("F5_KEEP_HOST_COPY")),
+            max_queue=_number("F5_MAX_QUEUE", get("F5_MAX_QUEUE"), int),
+            max_text_chars=_number("F5_MAX_TEXT_CHARS", get("F5_MAX_TEXT_CHARS"), int),
+            max_ref_seconds=_number("F5_MAX_REF_SECONDS", get("F5_MAX_REF_SECONDS"), float),
+            asr_model=get("F5_ASR_MODEL"),
+        )
+
+
+def _number(name: str, raw: str, kind: type) -> float | int:
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if kind is float and value != value:  # NaN
+        raise ConfigError(f"{name}={raw!r} is not a number")
+    return value
+
+
+def _flag(name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} must be 1/0 (or true/false)")
+
+
+def _check_device(device: str) -> None:
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"F5_DEVICE={device!r} is not a torch device (try auto, cpu, cuda, cuda:0)") from None
+    if parsed.type not in ("cpu", "cuda", "mps", "xpu", "meta"):
+        raise ConfigError(f"F5_DEVICE={device!r}: device type {parsed.type!r} is not supported")
+
+
+def resolve_device(device: str) -> "torch.device":  # noqa: F821 - torch imported lazily
+    """Turn the configured device string into a ``torch.device`` (``auto``: cuda if available)."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: "torch.device") -> "torch.dtype":  # noqa: F821
+    """The compute dtype: ``auto`` matches f5_tts (fp16 on CUDA capability >= 7, else fp32)."""
+    import torch
+
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    if device.type == "cuda" and torch.cuda.get_device_properties(device).major >= 7:
+        return torch.float16
+    return torch.float32

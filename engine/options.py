@@ -1,0 +1,61 @@
+"""Synthesis settings: their allowed ranges (one table, shared by the engine, the UI and the API)
+and validation with messages a user can act on."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import secrets
+
+from engine.errors import InputError
+
+#: name -> (min, max). The UI sliders use the same bounds.
+LIMITS: dict[str, tuple[float, float]] = {
+    "nfe_step": (4, 64),
+    "speed": (0.3, 2.0),
+    "cross_fade": (0.0, 1.0),
+    "seed": (0, 2**31 - 1),
+}
+DEFAULTS = {"nfe_step": 32, "speed": 1.0, "cross_fade": 0.15, "remove_silence": False}
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Validated settings of one request (``seed`` already drawn when it was not given)."""
+
+    nfe_step: int
+    speed: float
+    cross_fade: float
+    remove_silence: bool
+    seed: int
+
+
+def _number(name: str, label: str, value: object, integer: bool) -> float:
+    if isinstance(value, bool) or value is None:
+        raise InputError(f"{label} must be a number.")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{label} must be a number, not {str(value)[:20]!r}.") from None
+    low, high = LIMITS[name]
+    if not math.isfinite(number) or not low <= number <= high:
+        raise InputError(f"{label} must be between {low:g} and {high:g} (got {value}).")
+    if integer and number != int(number):
+        raise InputError(f"{label} must be a whole number (got {value}).")
+    return number
+
+
+def validate_options(nfe_step: object, speed: object, cross_fade: object, remove_silence: object,
+                     seed: object) -> Options:
+    """Check every setting against ``LIMITS``; ``seed=None`` draws a random seed."""
+    if seed is None:
+        seed_value = secrets.randbelow(int(LIMITS["seed"][1]) + 1)
+    else:
+        seed_value = int(_number("seed", "Seed", seed, integer=True))
+    return Options(
+        nfe_step=int(_number("nfe_step", "NFE steps", nfe_step, integer=True)),
+        speed=_number("speed", "Speed", speed, integer=False),
+        cross_fade=_number("cross_fade", "Cross-fade", cross_fade, integer=False),
+        remove_silence=bool(remove_silence),
+        seed=seed_value,
+    )

@@ -1,0 +1,65 @@
+"""Which failures the engine recovers from, and how it frees accelerator memory.
+
+Device-mismatch errors (a tensor left behind on another device) and out-of-memory errors are
+recoverable: the session re-places the model and reruns the request. Everything else is a real
+error and is reported.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+import torch
+
+log = logging.getLogger(__name__)
+
+_MISMATCH_MARKERS = (
+    "expected all tensors to be on the same device",
+    "expected all tensors to be on the same",
+    "is on a different device",
+    "should be the same device",
+    "input type (torch.floattensor) and weight type (torch.cuda",
+    "input type (torch.cuda",
+    "expected tensor for argument",
+    "tensors must be on the same device",
+    "indices should be either on cpu or on the same device",
+    "found at least two devices",
+)
+
+
+def is_device_mismatch(exc: BaseException) -> bool:
+    """True for the RuntimeErrors PyTorch raises when a computation mixes devices."""
+    if not isinstance(exc, (RuntimeError, ValueError)) or isinstance(exc, torch.OutOfMemoryError):
+        return False
+    text = str(exc).lower()
+    return any(marker in text for marker in _MISMATCH_MARKERS)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for an accelerator out-of-memory error (``torch.OutOfMemoryError`` or its message)."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def clear_f5_module_caches() -> None:
+    """Empty f5_tts's module-level mel / window caches, which are keyed by device and would keep
+    accelerator memory alive after an unload."""
+    import sys
+
+    modules = sys.modules.get("f5_tts.model.modules")
+    if modules is None:
+        return
+    for name in ("mel_basis_cache", "hann_window_cache", "vocos_mel_stft_cache"):
+        cache = getattr(modules, name, None)
+        if isinstance(cache, dict):
+            cache.clear()
+
+
+def free_accelerator_memory(device: torch.device) -> None:
+    """Collect garbage and return cached blocks to the driver (no-op off CUDA)."""
+    gc.collect()
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()

@@ -1,0 +1,175 @@
+"""One synthesis on one device: the chunk loop, without locks or lifecycle (the session owns those).
+
+The arithmetic mirrors f5_tts's ``infer_batch_process`` step for step, so the same seed gives the
+same audio, with three differences the engine needs:
+
+* the device is always passed in (never f5_tts's import-time global or ``next(parameters())``);
+* chunks run one after another in the calling thread, each ``model.sample`` followed by
+  ``transformer.clear_cache()`` in a ``finally`` (f5_tts leaves a stale cache after an exception);
+* each chunk is handed out as soon as it is ready, already cross-faded, for progress and streaming.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from engine.audio_input import ReferenceClip
+from engine.loader import HOP_LENGTH, SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+TARGET_RMS = 0.1
+CFG_STRENGTH = 2.0
+SWAY_SAMPLING_COEF = -1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthesisPlan:
+    """A validated request, ready to run on any device."""
+
+    clip: ReferenceClip
+    ref_text: str
+    batches: tuple[str, ...]
+    nfe_step: int
+    speed: float
+    cross_fade: float
+    remove_silence: bool
+    seed: int
+
+
+@dataclasses.dataclass
+class ChunkOutput:
+    """One generated chunk: its raw wave and mel, and the cross-faded samples safe to play now."""
+
+    index: int
+    wave: np.ndarray
+    mel: np.ndarray  # (n_mels, frames)
+    playable: np.ndarray
+
+
+def prepare_reference(clip: ReferenceClip, device: torch.device) -> tuple[torch.Tensor, float]:
+    """RMS-normalise and resample the clip to 24 kHz as f5_tts does; return it on ``device``."""
+    audio = torch.from_numpy(clip.samples).unsqueeze(0)
+    rms = float(torch.sqrt(torch.mean(torch.square(audio))))
+    if rms < TARGET_RMS:
+        audio = audio * TARGET_RMS / rms
+    if clip.sample_rate != SAMPLE_RATE:
+        import torchaudio
+
+        audio = torchaudio.transforms.Resample(clip.sample_rate, SAMPLE_RATE)(audio)
+    return audio.to(device), rms
+
+
+def generate_chunk(model: torch.nn.Module, vocoder: torch.nn.Module, audio: torch.Tensor, rms: float,
+                   ref_text: str, gen_text: str, nfe_step: int, speed: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sample one chunk and vocode it; the DiT text cache is cleared whatever happens."""
+    from f5_tts.model.utils import convert_char_to_pinyin
+
+    local_speed = 0.3 if len(gen_text.encode("utf-8")) < 10 else speed
+    text_list = convert_char_to_pinyin([ref_text + gen_text])
+    ref_audio_len = audio.shape[-1] // HOP_LENGTH
+    duration = ref_audio_len + int(ref_audio_len / len(ref_text.encode("utf-8"))
+                                   * len(gen_text.encode("utf-8")) / local_speed)
+    transformer = model.transformer
+    try:
+        with torch.inference_mode():
+            generated, trajectory = model.sample(cond=audio, text=text_list, duration=duration, steps=nfe_step,
+                                                 cfg_strength=CFG_STRENGTH, sway_sampling_coef=SWAY_SAMPLING_COEF)
+            del trajectory
+            generated = generated.to(torch.float32)[:, ref_audio_len:, :].permute(0, 2, 1)
+            wave = vocoder.decode(generated)
+            if rms < TARGET_RMS:
+                wave = wave * rms / TARGET_RMS
+            return wave.squeeze().cpu().numpy().astype(np.float32, copy=False), generated[0].cpu().numpy()
+    finally:
+        transformer.clear_cache()
+
+
+class CrossFader:
+    """Joins chunks with f5_tts's linear cross-fade, releasing samples as soon as they are final.
+
+    ``push`` returns the samples that no later chunk can change (all but the tail that the next
+    chunk fades into); ``finish`` returns the rest. Everything returned, concatenated, equals the
+    upstream cross-faded wave.
+    """
+
+    def __init__(self, cross_fade_s: float, sample_rate: int = SAMPLE_RATE):
+        self.fade = int(cross_fade_s * sample_rate)
+        self.tail = np.zeros(0, dtype=np.float32)
+        self.started = False
+
+    def push(self, wave: np.ndarray) -> np.ndarray:
+        """Add a chunk; return the newly final samples."""
+        if not self.started:
+            self.started = True
+            joined = wave
+        else:
+            n = min(self.fade, len(self.tail), len(wave))
+            if self.fade <= 0 or n <= 0:
+                joined = np.concatenate([self.tail, wave])
+            else:
+                fade_out = np.linspace(1, 0, n)
+                fade_in = np.linspace(0, 1, n)
+                overlap = self.tail[len(self.tail) - n:] * fade_out + wave[:n] * fade_in
+                joined = np.concatenate([self.tail[: len(self.tail) - n], overlap, wave[n:]])
+        keep = min(self.fade, len(joined)) if self.fade > 0 else 0
+        self.tail = joined[len(joined) - keep:]
+        return joined[: len(joined) - keep].astype(np.float32, copy=False)
+
+    def finish(self) -> np.ndarray:
+        """Return the held-back tail once no chunk follows."""
+        tail, self.tail = self.tail, np.zeros(0, dtype=np.float32)
+        return tail.astype(np.float32, copy=False)
+
+
+def run_plan(model: torch.nn.Module, vocoder: torch.nn.Module, device: torch.device, plan: SynthesisPlan,
+             before_chunk: Callable[[int, int], None] | None = None) -> Iterator[ChunkOutput]:
+    """Generate every chunk of ``plan`` on ``device``, yielding each as soon as it is made.
+
+    The generator seeds torch once (as f5_tts's API does) so the same plan gives the same audio.
+    The last chunk's ``playable`` includes the held-back cross-fade tail.
+    """
+    torch.manual_seed(plan.seed)
+    audio, rms = prepare_reference(plan.clip, device)
+    fader = CrossFader(plan.cross_fade)
+    total = len(plan.batches)
+    for i, text in enumerate(plan.batches):
+        if before_chunk is not None:
+            before_chunk(i, total)
+        wave, mel = generate_chunk(model, vocoder, audio, rms, plan.ref_text, text, plan.nfe_step, plan.speed)
+        playable = fader.push(wave)
+        if i == total - 1:
+            playable = np.concatenate([playable, fader.finish()])
+        yield ChunkOutput(index=i, wave=wave, mel=mel, playable=playable)
+
+
+def remove_long_silences(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, min_silence_s: float = 1.0,
+                         keep_s: float = 0.5, threshold_dbfs: float = -50.0) -> np.ndarray:
+    """Shorten every pause longer than ``min_silence_s`` to ``keep_s`` (f5_tts's remove-silence rule)."""
+    hop = int(sample_rate * 0.01)
+    frames = len(audio) // hop
+    if frames == 0:
+        return audio
+    rms = np.sqrt(np.mean(audio[: frames * hop].reshape(frames, hop) ** 2, axis=1))
+    quiet = 20 * np.log10(np.maximum(rms, 1e-10)) <= threshold_dbfs
+    pieces, start, i = [], 0, 0
+    min_frames, keep_frames = int(min_silence_s / 0.01), int(keep_s / 0.01)
+    while i < frames:
+        if quiet[i]:
+            j = i
+            while j < frames and quiet[j]:
+                j += 1
+            if j - i >= min_frames:
+                half = keep_frames // 2
+                pieces.append(audio[start * hop:(i + half) * hop])
+                start = j - half
+            i = j
+        else:
+            i += 1
+    pieces.append(audio[start * hop:])
+    return np.concatenate(pieces).astype(np.float32, copy=False)

@@ -1,0 +1,69 @@
+"""Text to speak and reference transcripts: clean, check against the vocabulary, chunk.
+
+The model maps a character it does not know to the padding token, which makes it mumble. We
+remove such characters up front and say so; text with nothing speakable left is refused.
+Chinese characters are checked after f5_tts's pinyin conversion, as the model sees them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from engine.errors import InputError
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def clean_text(text: str | None, what: str, max_chars: int) -> str:
+    """Normalise unicode, drop control characters, fold whitespace; refuse empty or too long text."""
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise InputError(f"The {what} must be text.")
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Co", "Cs", "Cn"))
+    text = _WHITESPACE.sub(" ", text).strip()
+    if not text:
+        raise InputError(f"The {what} is empty. Please type some text.")
+    if len(text) > max_chars:
+        raise InputError(
+            f"The {what} is {len(text)} characters long; the limit is {max_chars}. Please shorten it or split it."
+        )
+    return text
+
+
+def drop_unsupported(text: str, vocab: dict[str, int], what: str) -> tuple[str, tuple[str, ...]]:
+    """Remove characters the model's vocabulary lacks; return the text and user-facing notices."""
+    from f5_tts.model.utils import convert_char_to_pinyin
+
+    unsupported: list[str] = []
+    kept: list[str] = []
+    for ch in text:
+        tokens = convert_char_to_pinyin([ch])[0] if not ch.isspace() else [" "]
+        if all(tok in vocab for tok in tokens):
+            kept.append(ch)
+        else:
+            unsupported.append(ch)
+    cleaned = _WHITESPACE.sub(" ", "".join(kept)).strip()
+    if not any(ch.isalnum() for ch in cleaned):
+        sample = "".join(dict.fromkeys(unsupported))[:10]
+        raise InputError(
+            f"The {what} has no characters this voice model can speak"
+            + (f" (unsupported: {sample})" if sample else "")
+            + ". Please use letters or words in a supported language."
+        )
+    notices: tuple[str, ...] = ()
+    if unsupported:
+        distinct = "".join(dict.fromkeys(unsupported))
+        notices = (f"Removed {len(unsupported)} unsupported character(s) from the {what}: {distinct[:20]}",)
+    return cleaned, notices
+
+
+def chunk_text(gen_text: str, ref_text: str, ref_seconds: float, speed: float) -> list[str]:
+    """Split the text into chunks the way f5_tts's ``infer_process`` sizes them."""
+    from f5_tts.infer.utils_infer import chunk_text as f5_chunk_text
+
+    max_chars = int(len(ref_text.encode("utf-8")) / ref_seconds * (22 - ref_seconds) * speed)
+    return f5_chunk_text(gen_text, max_chars=max(max_chars, 1))
