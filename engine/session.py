@@ -310,13 +310,16 @@ class Engine:
     # ------------------------------------------------------------------ recovery (holding the turn)
 
     def _chunk_with_recovery(self, plan: SynthesisPlan, text: str) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Run one chunk; on a device mismatch or OOM, repair and rerun (once each) as documented."""
+        """Run one chunk; on a device mismatch or OOM, repair and rerun (once each) as documented.
+        Each rerun starts from the same CPU random state, so it draws the same noise."""
+        rng_state = torch.random.get_rng_state()
         kind, detail = self._try_chunk(plan, text)
         if kind is None:
             return detail[0], detail[1], False
-        if kind == "oom" and self._placed_on is not None and self._placed_on.type != "cpu":
+        if kind == "oom":  # on the CPU too, so this path is exercised without a GPU
             log.warning("out of memory on %s; freeing caches and retrying once: %s", self._placed_on, detail)
             free_accelerator_memory(self._placed_on)
+            torch.random.set_rng_state(rng_state)
             kind, retry = self._try_chunk(plan, text)
             if kind is None:
                 return retry[0], retry[1], False
@@ -326,6 +329,7 @@ class Engine:
         log.warning("inference failed on %s (%s); stray tensors: %s; rerunning on the CPU",
                     self._placed_on, detail, strays or "none")
         self._fall_back_to_cpu(f"{kind}: {detail}")
+        torch.random.set_rng_state(rng_state)
         kind, rerun = self._try_chunk(plan, text)
         if kind is not None:
             raise EngineError(f"Synthesis failed on the accelerator and again on the CPU: {rerun}")
