@@ -1,0 +1,39 @@
+"""Configuration: defaults, parsing, and one-line errors for bad values."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.config import ENV_VARS, ConfigError, EngineConfig
+
+
+def test_defaults_match_the_documented_table():
+    cfg = EngineConfig.from_env({})
+    assert cfg.model_dir is None and cfg.device == "auto" and cfg.idle_unload_s == 300.0
+    assert cfg.keep_host_copy is True and cfg.max_queue == int(ENV_VARS["F5_MAX_QUEUE"][0])
+    assert cfg.hub.model_file == ENV_VARS["F5_HUB_MODEL_FILE"][0]
+
+
+def test_values_are_read_from_the_environment(tmp_path):
+    cfg = EngineConfig.from_env({"F5_MODEL_DIR": str(tmp_path), "F5_DEVICE": "cpu", "F5_IDLE_UNLOAD_S": "-1",
+                                 "F5_KEEP_HOST_COPY": "0", "F5_MAX_QUEUE": "4"})
+    assert cfg.model_dir == tmp_path and cfg.device == "cpu" and cfg.unload_policy == "never"
+    assert cfg.keep_host_copy is False and cfg.max_queue == 4
+    assert EngineConfig.from_env({"F5_IDLE_UNLOAD_S": "0"}).unload_policy == "immediately"
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"F5_DEVICE": "gpu9"}, "F5_DEVICE='gpu9'"),
+    ({"F5_IDLE_UNLOAD_S": "soon"}, "F5_IDLE_UNLOAD_S='soon' is not a valid float"),
+    ({"F5_IDLE_UNLOAD_S": "nan"}, "is not a number"),
+    ({"F5_MAX_QUEUE": "0"}, "at least 1"),
+    ({"F5_KEEP_HOST_COPY": "maybe"}, "must be 1/0"),
+    ({"F5_DTYPE": "int4"}, "F5_DTYPE"),
+    ({"F5_MODEL_DIR": "/no/such/dir"}, "not a readable directory"),
+    ({"F5_HUB_MODEL_ARCH": "{not json"}, "not valid JSON"),
+    ({"F5_MAX_REF_SECONDS": "100"}, "between 1 and 15"),
+])
+def test_bad_values_stop_with_one_line(env, words):
+    with pytest.raises(ConfigError) as err:
+        EngineConfig.from_env(env)
+    assert words in str(err.value) and "\n" not in str(err.value)

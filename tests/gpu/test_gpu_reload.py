@@ -1,0 +1,108 @@
+"""The original failure, reproduced on a real GPU, and the engine's reload that does not fail.
+
+A tensor attribute outside the module tree (as in the old service) is left on the CPU when the
+model is moved with plain ``.to()``; the next inference raises the device-mismatch error. The
+engine's placement walks ``__dict__`` too, so its reload serves normally, memory returns to its
+baseline after unload, and a reload from the pinned host copy beats a load from disk.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib.resources import files as package_files
+
+import numpy as np
+import pytest
+import torch
+
+from engine.config import EngineConfig
+from engine.placement import stray_tensors
+from engine.session import Engine
+from engine.smoke_model import write_model_dir
+
+REF_TEXT = "Some call me nature, others call me mother nature."
+REF_WAV = str(package_files("f5_tts").joinpath("infer/examples/basic/basic_ref_en.wav"))
+KW = dict(ref_audio=REF_WAV, ref_text=REF_TEXT, gen_text="A short test sentence for the GPU.", nfe_step=8, seed=3)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return write_model_dir(tmp_path_factory.mktemp("gpu") / "tiny")
+
+
+def _engine(model_dir, **kw):
+    return Engine(EngineConfig(model_dir=model_dir, device="cuda", **kw), start_reaper=False)
+
+
+def _add_outside_tensor(model):
+    """What the old service's model had: a lookup table in a plain attribute, used in forward."""
+    embed = model.transformer.text_embed
+    embed.table = torch.arange(embed.text_embed.num_embeddings, device=embed.text_embed.weight.device)
+    original = embed.text_embed.forward
+
+    def forward(ids):
+        return original(torch.index_select(embed.table, 0, ids.flatten()).view_as(ids))
+
+    embed.text_embed.forward = forward
+
+
+def test_plain_to_reproduces_the_original_failure(model_dir):
+    engine = _engine(model_dir)
+    engine.load()
+    model = engine._loaded.model
+    _add_outside_tensor(model)
+    model.to("cpu")  # the old service's unload ...
+    model.to("cuda")  # ... and reload: the plain attribute stays behind
+    assert stray_tensors(model, "cuda") == ["transformer.text_embed.table"]
+    text = torch.zeros(1, 5, dtype=torch.long, device="cuda")
+    with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
+        model.transformer.text_embed(text, seq_len=5)
+    engine.close()
+
+
+def test_engine_reload_places_the_outside_tensor(model_dir):
+    engine = _engine(model_dir)
+    engine.load()
+    _add_outside_tensor(engine._loaded.model)
+    engine.unload()
+    engine.load()
+    assert stray_tensors(engine._loaded.model, "cuda") == []
+    result = engine.synthesize(**KW)
+    assert result.device.startswith("cuda") and not result.fell_back
+    assert np.isfinite(result.audio).all() and result.audio.size > 0
+    engine.close()
+
+
+def test_memory_returns_to_baseline_after_unload(model_dir):
+    torch.cuda.empty_cache()
+    baseline = torch.cuda.memory_allocated()
+    engine = _engine(model_dir)
+    engine.synthesize(**KW)
+    assert torch.cuda.memory_allocated() > baseline
+    engine.unload()
+    assert torch.cuda.memory_allocated() == baseline
+    for module in (engine._loaded.model, engine._loaded.vocoder):
+        assert stray_tensors(module, "cpu") == []  # nothing left on the accelerator
+    engine.close()
+
+
+def test_reload_from_pinned_host_copy_vs_disk(model_dir):
+    host = _engine(model_dir, keep_host_copy=True)
+    disk = _engine(model_dir, keep_host_copy=False)
+    timings = {"host": [], "disk": []}
+    for engine in (host, disk):
+        engine.load()
+        engine.unload()
+    for _ in range(5):
+        for name, engine in (("host", host), ("disk", disk)):
+            t0 = time.perf_counter()
+            engine.load()
+            torch.cuda.synchronize()
+            timings[name].append(time.perf_counter() - t0)
+            engine.unload()
+    host_s, disk_s = np.median(timings["host"]), np.median(timings["disk"])
+    print(f"\nreload from pinned host copy {host_s * 1e3:.1f} ms vs from disk {disk_s * 1e3:.1f} ms "
+          f"(ratio {host_s / disk_s:.2f})")
+    assert host_s < disk_s
+    host.close()
+    disk.close()
