@@ -28,10 +28,14 @@ def get_engine() -> "Engine":
     if _engine is None:
         with _engine_lock:
             if _engine is None:
+                from engine import zerogpu
                 from engine.config import EngineConfig
                 from engine.session import Engine
 
-                _engine = Engine(EngineConfig.from_env())
+                config = EngineConfig.from_env()
+                if zerogpu.detect():
+                    config = zerogpu.adapt_config(config)
+                _engine = Engine(config)
     return _engine
 
 

@@ -160,12 +160,14 @@ class Engine:
 
     def synthesize(self, ref_audio: str | None, ref_text: str | None, gen_text: str | None, nfe_step: int = 32,
                    speed: float = 1.0, cross_fade: float = 0.15, remove_silence: bool = False,
-                   seed: int | None = None, on_progress: ProgressFn | None = None) -> SynthesisResult:
+                   seed: int | None = None, on_progress: ProgressFn | None = None,
+                   fallback_reason: str | None = None) -> SynthesisResult:
         """Generate the whole audio; see :meth:`synthesize_stream` for the parameters."""
         result = None
         for chunk in self.synthesize_stream(ref_audio=ref_audio, ref_text=ref_text, gen_text=gen_text,
                                             nfe_step=nfe_step, speed=speed, cross_fade=cross_fade,
-                                            remove_silence=remove_silence, seed=seed, on_progress=on_progress):
+                                            remove_silence=remove_silence, seed=seed, on_progress=on_progress,
+                                            fallback_reason=fallback_reason):
             result = chunk.result
         assert result is not None
         return result
@@ -173,9 +175,15 @@ class Engine:
     def synthesize_stream(self, ref_audio: str | None, ref_text: str | None, gen_text: str | None,
                           nfe_step: int = 32, speed: float = 1.0, cross_fade: float = 0.15,
                           remove_silence: bool = False, seed: int | None = None,
-                          on_progress: ProgressFn | None = None) -> Iterator[StreamChunk]:
+                          on_progress: ProgressFn | None = None,
+                          fallback_reason: str | None = None) -> Iterator[StreamChunk]:
         """Generate chunk by chunk. Bad input raises :class:`InputError` before any work is queued;
-        the last :class:`StreamChunk` carries the whole :class:`SynthesisResult`."""
+        the last :class:`StreamChunk` carries the whole :class:`SynthesisResult`.
+
+        ``on_progress(fraction, message)`` reports the place in line, loading and each chunk.
+        ``fallback_reason`` runs this request on the CPU from the start (counted as a fallback),
+        for callers whose accelerator failed outside the engine (a ZeroGPU lease, say).
+        """
         options = validate_options(nfe_step, speed, cross_fade, remove_silence, seed)
         clip = read_reference(ref_audio, self.config.max_ref_seconds)
         gen = clean_text(gen_text, "text to generate", self.config.max_text_chars)
@@ -183,7 +191,8 @@ class Engine:
         if not typed_ref and not self.config.asr_model:
             raise InputError(NO_ASR_MESSAGE)
         ref = clean_text(typed_ref, "reference text", self.config.max_text_chars) if typed_ref else ""
-        return self._stream(clip, ref, gen, options, on_progress or (lambda fraction, message: None))
+        return self._stream(clip, ref, gen, options, on_progress or (lambda fraction, message: None),
+                            fallback_reason)
 
     def close(self) -> None:
         """Stop the reaper thread (the model stays as it is)."""
@@ -195,7 +204,8 @@ class Engine:
 
     # ------------------------------------------------------------------ the request path
 
-    def _stream(self, clip, ref: str, gen: str, options, progress: ProgressFn) -> Iterator[StreamChunk]:
+    def _stream(self, clip, ref: str, gen: str, options, progress: ProgressFn,
+                fallback_reason: str | None) -> Iterator[StreamChunk]:
         arrived = time.perf_counter()
         if self._turn.waiting >= self.config.max_queue:
             raise BusyError(f"The server is busy ({self.config.max_queue} requests waiting). Please try again in a minute.")
@@ -204,7 +214,7 @@ class Engine:
         try:
             self._turn.acquire(lambda ahead: progress(0.0, f"Waiting for the engine: {ahead} request(s) ahead"))
             has_turn = True
-            yield from self._run_request(clip, ref, gen, options, progress, arrived)
+            yield from self._run_request(clip, ref, gen, options, progress, arrived, fallback_reason)
         except EngineError as exc:
             with self._cond:
                 self.counters["failed"] += 1
@@ -217,7 +227,7 @@ class Engine:
             lease.release()
 
     def _run_request(self, clip, ref: str, gen: str, options, progress: ProgressFn,
-                     arrived: float) -> Iterator[StreamChunk]:
+                     arrived: float, fallback_reason: str | None) -> Iterator[StreamChunk]:
         started = time.perf_counter()
         with self._cond:
             self._running += 1
@@ -238,14 +248,18 @@ class Engine:
             plan = SynthesisPlan(clip=clip, ref_text=ref, batches=batches, nfe_step=options.nfe_step,
                                  speed=options.speed, cross_fade=options.cross_fade,
                                  remove_silence=options.remove_silence, seed=options.seed)
-            yield from self._generate(plan, progress, notices, started, started - arrived)
+            yield from self._generate(plan, progress, notices, started, started - arrived, fallback_reason)
         finally:
             with self._cond:
                 self._running -= 1
 
     def _generate(self, plan: SynthesisPlan, progress: ProgressFn, notices: list[str], started: float,
-                  queue_wait: float) -> Iterator[StreamChunk]:
-        fell_back = self._ensure_primary_placement()
+                  queue_wait: float, fallback_reason: str | None) -> Iterator[StreamChunk]:
+        if fallback_reason:
+            self._fall_back_to_cpu(fallback_reason)
+            fell_back = True
+        else:
+            fell_back = self._ensure_primary_placement()
         torch.manual_seed(plan.seed)
         fader = CrossFader(plan.cross_fade)
         waves, mels, total = [], [], len(plan.batches)
@@ -380,10 +394,10 @@ class Engine:
         assert loaded is not None
         if self._master is not None:
             self._restore_master()
-        pin = device.type == "cuda"
-        place(loaded.model, device, dtype, non_blocking=pin)
-        place(loaded.vocoder, device, torch.float32, non_blocking=pin)
-        if pin:
+        pinned = self._master is not None and device.type == "cuda"  # async copies from pinned memory
+        place(loaded.model, device, dtype, non_blocking=pinned)
+        place(loaded.vocoder, device, torch.float32, non_blocking=pinned)
+        if pinned:
             torch.cuda.synchronize(device)
         self._placed_on = device
         strays = stray_tensors(loaded.model, device) + [f"vocoder.{p}" for p in stray_tensors(loaded.vocoder, device)]
