@@ -26,6 +26,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_DTYPE": ("auto", "`auto` (float16 on CUDA with capability >= 7, else float32), `float32`, `float16` or `bfloat16`."),
     "F5_IDLE_UNLOAD_S": ("300", "Seconds after the last request ends before the model is unloaded; 0 = at once, negative = never."),
     "F5_KEEP_HOST_COPY": ("1", "Keep a CPU master copy of the weights (pinned on CUDA) so a reload is one copy; 0 = reload from disk."),
+    "F5_DEFAULT_NFE": ("32", "NFE steps used when a request does not say (4-64; more is better and slower)."),
     "F5_MAX_QUEUE": ("32", "Requests allowed to wait for the engine; beyond it new requests get a 'busy' error."),
     "F5_MAX_TEXT_CHARS": ("2000", "Longest text to generate, in characters."),
     "F5_MAX_REF_SECONDS": ("12", "Reference audio is trimmed to this many seconds (as F5-TTS does)."),
@@ -62,6 +63,7 @@ class EngineConfig:
     dtype: str = "auto"
     idle_unload_s: float = 300.0
     keep_host_copy: bool = True
+    default_nfe_step: int = 32
     max_queue: int = 32
     max_text_chars: int = 2000
     max_ref_seconds: float = 12.0
@@ -71,6 +73,11 @@ class EngineConfig:
         if self.dtype not in _DTYPES:
             raise ConfigError(f"F5_DTYPE={self.dtype!r} is not one of {', '.join(_DTYPES)}")
         _check_device(self.device)
+        from engine.options import LIMITS
+
+        low, high = LIMITS["nfe_step"]
+        if not low <= self.default_nfe_step <= high:
+            raise ConfigError(f"F5_DEFAULT_NFE={self.default_nfe_step} must be between {low} and {high}")
         if self.max_queue < 1:
             raise ConfigError(f"F5_MAX_QUEUE={self.max_queue} must be at least 1")
         if self.max_text_chars < 1:
@@ -122,6 +129,7 @@ class EngineConfig:
             dtype=get("F5_DTYPE") or "auto",
             idle_unload_s=_number("F5_IDLE_UNLOAD_S", get("F5_IDLE_UNLOAD_S"), float),
             keep_host_copy=_flag("F5_KEEP_HOST_COPY", get("F5_KEEP_HOST_COPY")),
+            default_nfe_step=_number("F5_DEFAULT_NFE", get("F5_DEFAULT_NFE"), int),
             max_queue=_number("F5_MAX_QUEUE", get("F5_MAX_QUEUE"), int),
             max_text_chars=_number("F5_MAX_TEXT_CHARS", get("F5_MAX_TEXT_CHARS"), int),
             max_ref_seconds=_number("F5_MAX_REF_SECONDS", get("F5_MAX_REF_SECONDS"), float),

@@ -30,6 +30,11 @@ class Options:
     seed: int
 
 
+def _show(bound: float) -> str:
+    """A bound as people write it: 2147483647, not 2.14748e+09."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
 def _number(name: str, label: str, value: object, integer: bool) -> float:
     if isinstance(value, bool) or value is None:
         raise InputError(f"{label} must be a number.")
@@ -39,7 +44,7 @@ def _number(name: str, label: str, value: object, integer: bool) -> float:
         raise InputError(f"{label} must be a number, not {str(value)[:20]!r}.") from None
     low, high = LIMITS[name]
     if not math.isfinite(number) or not low <= number <= high:
-        raise InputError(f"{label} must be between {low:g} and {high:g} (got {value}).")
+        raise InputError(f"{label} must be between {_show(low)} and {_show(high)} (got {value}).")
     if integer and number != int(number):
         raise InputError(f"{label} must be a whole number (got {value}).")
     return number

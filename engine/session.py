@@ -158,7 +158,8 @@ class Engine:
             info["memory_reserved_mb"] = round(torch.cuda.memory_reserved(self.device) / 2**20, 1)
         return info
 
-    def synthesize(self, ref_audio: str | None, ref_text: str | None, gen_text: str | None, nfe_step: int = 32,
+    def synthesize(self, ref_audio: str | None, ref_text: str | None, gen_text: str | None,
+                   nfe_step: int | None = None,
                    speed: float = 1.0, cross_fade: float = 0.15, remove_silence: bool = False,
                    seed: int | None = None, on_progress: ProgressFn | None = None,
                    fallback_reason: str | None = None) -> SynthesisResult:
@@ -173,17 +174,19 @@ class Engine:
         return result
 
     def synthesize_stream(self, ref_audio: str | None, ref_text: str | None, gen_text: str | None,
-                          nfe_step: int = 32, speed: float = 1.0, cross_fade: float = 0.15,
+                          nfe_step: int | None = None, speed: float = 1.0, cross_fade: float = 0.15,
                           remove_silence: bool = False, seed: int | None = None,
                           on_progress: ProgressFn | None = None,
                           fallback_reason: str | None = None) -> Iterator[StreamChunk]:
         """Generate chunk by chunk. Bad input raises :class:`InputError` before any work is queued;
         the last :class:`StreamChunk` carries the whole :class:`SynthesisResult`.
 
-        ``on_progress(fraction, message)`` reports the place in line, loading and each chunk.
+        ``nfe_step=None`` uses ``F5_DEFAULT_NFE``. ``on_progress(fraction, message)`` reports the place in line, loading and each chunk.
         ``fallback_reason`` runs this request on the CPU from the start (counted as a fallback),
         for callers whose accelerator failed outside the engine (a ZeroGPU lease, say).
         """
+        if nfe_step is None:
+            nfe_step = self.config.default_nfe_step
         options = validate_options(nfe_step, speed, cross_fade, remove_silence, seed)
         clip = read_reference(ref_audio, self.config.max_ref_seconds)
         gen = clean_text(gen_text, "text to generate", self.config.max_text_chars)

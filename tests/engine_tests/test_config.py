@@ -27,6 +27,7 @@ def test_values_are_read_from_the_environment(tmp_path):
     ({"F5_IDLE_UNLOAD_S": "soon"}, "F5_IDLE_UNLOAD_S='soon' is not a valid float"),
     ({"F5_IDLE_UNLOAD_S": "nan"}, "is not a number"),
     ({"F5_MAX_QUEUE": "0"}, "at least 1"),
+    ({"F5_DEFAULT_NFE": "-8"}, "F5_DEFAULT_NFE=-8 must be between 4 and 64"),
     ({"F5_KEEP_HOST_COPY": "maybe"}, "must be 1/0"),
     ({"F5_DTYPE": "int4"}, "F5_DTYPE"),
     ({"F5_MODEL_DIR": "/no/such/dir"}, "not a readable directory"),

@@ -86,7 +86,7 @@ def test_remove_silence_still_returns_audio(make_engine, request_kwargs):
     ({"speed": -1}, "Speed must be between"),
     ({"speed": float("nan")}, "Speed must be between"),
     ({"cross_fade": 5}, "Cross-fade must be between"),
-    ({"seed": -5}, "Seed must be between"),
+    ({"seed": -5}, "Seed must be between 0 and 2147483647"),
     ({"seed": 2**40}, "Seed must be between"),
     ({"seed": "abc"}, "Seed must be a number"),
 ])
@@ -179,10 +179,16 @@ def test_empty_reference_text_is_transcribed_when_asr_is_configured(tiny_model_d
     assert engine._transcriber is None  # ASR follows the model's lifecycle
 
 
-def test_no_temp_files_are_left(make_engine, request_kwargs):
-    before = set(os.listdir(tempfile.gettempdir()))
-    make_engine().synthesize(**request_kwargs)
-    assert set(os.listdir(tempfile.gettempdir())) - before == set()
+def test_no_temp_files_are_left(make_engine, request_kwargs, tmp_path, monkeypatch):
+    private = tmp_path / "tmp"  # a temp folder of its own: other processes share the system one
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    monkeypatch.setenv("TMPDIR", str(private))
+    engine = make_engine()
+    engine.synthesize(**request_kwargs)
+    engine.synthesize(**{**request_kwargs, "ref_text": REF_TEXT + " ", "speed": 1.2})
+    assert tempfile.gettempdir() == str(private)
+    assert os.listdir(private) == []
 
 
 def test_busy_when_the_line_is_full(make_engine, request_kwargs):
