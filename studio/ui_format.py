@@ -1,0 +1,171 @@
+"""Turn engine results and status into what the page shows: text lines, HTML, images, int16 audio."""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CPU_FALLBACK_NOTICE = "The accelerator failed, so this clip was made on the CPU fallback (slower, same voice)."
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+    """1-D float audio in [-1, 1] -> int16 PCM (clipped; NaN becomes 0)."""
+    samples = np.nan_to_num(np.asarray(audio, dtype=np.float32).reshape(-1), nan=0.0, posinf=1.0, neginf=-1.0)
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+def format_seconds(seconds: float) -> str:
+    """Short human duration: '0.42 s', '12.3 s', '4 min 05 s'."""
+    if seconds is None or not math.isfinite(seconds):
+        return "n/a"
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def result_notices(result: Any) -> list[str]:
+    """The result's user-facing notices, with a CPU-fallback line when it fell back and none says so."""
+    notices = [str(n) for n in (getattr(result, "notices", ()) or ()) if str(n).strip()]
+    if getattr(result, "fell_back", False) and not any("cpu" in n.lower() for n in notices):
+        notices.insert(0, CPU_FALLBACK_NOTICE)
+    return notices
+
+
+def format_details(result: Any) -> str:
+    """One Markdown line about a finished synthesis, plus a warning line per notice."""
+    parts = [
+        f"Seed **{result.seed}**",
+        f"ran on **{result.device}**" + (" (CPU fallback)" if result.fell_back else ""),
+        f"{format_seconds(result.elapsed_s)} for {format_seconds(result.duration_s)} of audio",
+        f"real-time factor **{result.rtf:.2f}**" if math.isfinite(result.rtf) else "real-time factor n/a",
+        f"{result.chunks} chunk{'s' if result.chunks != 1 else ''}",
+    ]
+    wait = getattr(result, "queue_wait_s", 0.0) or 0.0
+    if wait >= 0.05:
+        parts.append(f"waited {format_seconds(wait)} for the engine")
+    lines = [" · ".join(parts)]
+    lines += [f"⚠ {notice}" for notice in result_notices(result)]
+    return "\n\n".join(lines)
+
+
+def _mb(value: Any) -> str:
+    try:
+        return f"{float(value):,.0f} MB"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def process_rss_mb() -> float | None:
+    """Resident memory of this process in MB (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            pages = int(handle.read().split()[1])
+        import os
+
+        return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def status_rows(status: Mapping[str, Any], now: float | None = None) -> list[tuple[str, str]]:
+    """(label, value) pairs for the engine panel, from ``engine.status()``."""
+    now = time.time() if now is None else now
+    state = str(status.get("state", "unknown"))
+    rows: list[tuple[str, str]] = [("State", state)]
+    device = status.get("device") or "n/a"
+    dtype = status.get("dtype")
+    rows.append(("Device", f"{device} ({dtype})" if dtype else str(device)))
+    if status.get("memory_allocated_mb") is not None or status.get("memory_reserved_mb") is not None:
+        rows.append(("GPU memory", f"{_mb(status.get('memory_allocated_mb'))} allocated / "
+                                   f"{_mb(status.get('memory_reserved_mb'))} reserved"))
+    else:
+        rss = process_rss_mb()
+        rows.append(("Memory", f"{_mb(rss)} (app process)" if rss is not None else "n/a"))
+    rows.append(("Idle unload", _idle_text(status, state, now)))
+    rows.append(("Requests", f"{status.get('in_flight', 0)} running · {status.get('waiting', 0)} waiting · "
+                             f"{status.get('served', 0)} served"))
+    rows.append(("Loads / unloads / fallbacks",
+                 f"{status.get('loads', 0)} / {status.get('unloads', 0)} / {status.get('fallbacks', 0)}"))
+    if status.get("model"):
+        rows.append(("Model", str(status["model"])))
+    rows.append(("Last error", str(status.get("last_error") or "none")))
+    return rows
+
+
+def _idle_text(status: Mapping[str, Any], state: str, now: float) -> str:
+    idle = status.get("idle_unload_s")
+    expires_at = status.get("expires_at")
+    if isinstance(idle, (int, float)) and idle < 0:
+        return "never (kept loaded)"
+    if state != "ready":
+        return "not loaded" if state in ("unloaded", "failed") else state
+    if expires_at is None:
+        if status.get("in_flight") or status.get("waiting"):
+            return "busy (timer starts when idle)"
+        return "n/a"
+    try:
+        return "in " + format_seconds(max(0.0, float(expires_at) - now))
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def status_html(status: Mapping[str, Any], now: float | None = None) -> str:
+    """The engine panel as small HTML cards (wraps on a phone)."""
+    state = html.escape(str(status.get("state", "unknown")))
+    cards = []
+    for label, value in status_rows(status, now):
+        css = f" state-{state}" if label == "State" else ""
+        if label == "Last error" and value != "none":
+            css = " has-error"
+        cards.append(
+            f'<div class="status-card{css}"><span class="status-label">{html.escape(label)}</span>'
+            f'<span class="status-value">{html.escape(value)}</span></div>'
+        )
+    return f'<div class="engine-status" data-state="{state}">{"".join(cards)}</div>'
+
+
+def status_error_html(message: str) -> str:
+    """What the panel shows when the status itself cannot be read."""
+    return f'<div class="engine-status" data-state="error"><div class="status-card has-error">' \
+           f'<span class="status-label">Status</span><span class="status-value">{html.escape(message)}</span></div></div>'
+
+
+def spectrogram_image(spectrogram: np.ndarray | None, sample_rate: int = 24000, hop_length: int = 256) -> np.ndarray | None:
+    """Render an (n_mels, frames) mel spectrogram to an RGB uint8 image; None stays None."""
+    if spectrogram is None:
+        return None
+    spec = np.asarray(spectrogram, dtype=np.float32)
+    if spec.ndim != 2 or spec.size == 0:
+        log.warning("spectrogram of shape %s not shown", getattr(spec, "shape", None))
+        return None
+    spec = np.nan_to_num(spec, nan=float(np.nanmin(spec)) if np.isfinite(spec).any() else 0.0)
+    # The object API with an Agg canvas: no pyplot, no global state, safe in worker threads.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 2.6), dpi=100)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    seconds = spec.shape[1] * hop_length / sample_rate
+    image = ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
+                      extent=(0.0, seconds, 0, spec.shape[0]))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mel bin")
+    fig.colorbar(image, ax=ax, pad=0.01)
+    fig.tight_layout()
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    return np.ascontiguousarray(rgba[..., :3])
