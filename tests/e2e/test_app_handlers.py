@@ -1,0 +1,289 @@
+"""The app's handlers and helpers in-process, with a stand-in engine: error mapping, streaming, cancel,
+formatting. Fast; complements the end-to-end tests that run the real app on the real (tiny) model."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pytest
+
+import engine
+from engine.errors import BusyError, InputError, ModelUnavailableError
+from engine.results import StreamChunk, SynthesisResult
+from studio import settings, ui_format
+from studio.runner import ProgressRelay, pump_stream
+
+from .conftest import REF_WAV
+
+SR = 24000
+
+
+def make_result(audio: np.ndarray, seed: int = 5, **overrides) -> SynthesisResult:
+    fields = dict(audio=audio.astype(np.float32), sample_rate=SR, seed=seed, device="cuda:0", fell_back=False,
+                  ref_text="ref", gen_text="gen", chunks=3, elapsed_s=1.5, queue_wait_s=0.0,
+                  spectrogram=np.random.default_rng(0).normal(size=(100, 40)).astype(np.float32), notices=())
+    fields.update(overrides)
+    return SynthesisResult(**fields)
+
+
+class StandInEngine:
+    """Implements the engine's public contract; records calls; can fail on purpose."""
+
+    def __init__(self):
+        self.limits = {"nfe_step": (4, 64), "speed": (0.3, 2.0), "cross_fade": (0.0, 1.0), "seed": (0, 2**31 - 1),
+                       "max_text_chars": 2000, "max_ref_seconds": 12.0}
+        self.config = SimpleNamespace(max_queue=32, max_text_chars=2000, max_ref_seconds=12.0, idle_unload_s=300.0)
+        self.calls: list[dict] = []
+        self.fail_with: BaseException | None = None  # raised when the request starts
+        self.fail_mid_stream: BaseException | None = None  # raised after the first chunk
+        self.stream_threads: set[str] = set()
+        self.closed = threading.Event()
+        self.status_error: BaseException | None = None
+
+    def status(self):
+        if self.status_error:
+            raise self.status_error
+        return {"state": "ready", "device": "cuda:0", "dtype": "float16", "expires_at": time.time() + 125,
+                "idle_unload_s": 300.0, "in_flight": 0, "waiting": 0, "loads": 1, "unloads": 0, "fallbacks": 0,
+                "served": 2, "peak_inference_concurrency": 1, "last_error": None, "model": "tiny",
+                "memory_allocated_mb": 812.4, "memory_reserved_mb": 1024.0}
+
+    def load(self):
+        if self.fail_with:
+            raise self.fail_with
+
+    def unload(self):
+        pass
+
+    def synthesize(self, **kwargs):
+        result = None
+        for chunk in self.synthesize_stream(**kwargs):
+            result = chunk.result
+        return result
+
+    def synthesize_stream(self, on_progress=None, **kwargs):
+        self.calls.append(kwargs)
+        if self.fail_with:
+            raise self.fail_with
+        return self._stream(on_progress or (lambda f, m: None), kwargs.get("seed"))
+
+    def _stream(self, on_progress, seed):
+        try:
+            on_progress(0.0, "Waiting for the engine: 1 request(s) ahead")
+            pieces = [np.full(SR // 2, 0.25 * (i + 1), dtype=np.float32) for i in range(3)]
+            for i, piece in enumerate(pieces):
+                self.stream_threads.add(threading.current_thread().name)
+                on_progress(i / 3, f"Generating chunk {i + 1} of 3")
+                if i == 1 and self.fail_mid_stream:
+                    raise self.fail_mid_stream
+                last = i == 2
+                yield StreamChunk(index=i, total=3, audio=piece, sample_rate=SR,
+                                  result=make_result(np.concatenate(pieces), seed=seed or 77) if last else None)
+        finally:
+            self.stream_threads.add(threading.current_thread().name)
+            self.closed.set()
+
+
+@pytest.fixture(scope="module")
+def app_module():
+    """Import app.py with the stand-in as the process-wide engine while the page is built."""
+    previous = engine.set_engine(StandInEngine())
+    try:
+        module = importlib.import_module("app")
+    finally:
+        engine.set_engine(previous)
+    return module
+
+
+@pytest.fixture
+def stand_in(app_module, monkeypatch):
+    fake = StandInEngine()
+    monkeypatch.setattr(app_module, "get_engine", lambda: fake)
+    return fake
+
+
+def request(**overrides):
+    args = dict(ref_audio=str(REF_WAV), ref_text="ref", gen_text="Hello there.", nfe_step=8.0, speed=1.0,
+                cross_fade=0.15, remove_silence=False, seed=-1)
+    args.update(overrides)
+    return args
+
+
+def test_page_builds_with_the_api_it_promises(app_module):
+    assert isinstance(app_module.demo, gr.Blocks)
+    names = {dep.api_name for dep in app_module.demo.fns.values() if dep.api_visibility == "public"}
+    assert names == {"synthesize", "status", "load", "unload"}
+
+
+@pytest.mark.parametrize("error", [InputError("The reference audio is silent."), BusyError("The server is busy."),
+                                   ModelUnavailableError("model.safetensors is missing")])
+def test_engine_errors_are_shown_as_they_are(app_module, stand_in, error):
+    stand_in.fail_with = error
+    with pytest.raises(gr.Error) as caught:
+        app_module.synthesize(**request())
+    assert caught.value.message == str(error)
+    assert caught.value.print_exception is False
+
+
+def test_unexpected_errors_are_logged_and_shown_generically(app_module, stand_in, caplog):
+    stand_in.fail_with = RuntimeError("Expected all tensors to be on the same device")
+    with caplog.at_level(logging.ERROR, logger="f5_studio.app"), pytest.raises(gr.Error) as caught:
+        app_module.synthesize(**request())
+    assert caught.value.message == ("Synthesis failed unexpectedly: RuntimeError. "
+                                    "The engine is still running; please try again.")
+    assert any(record.exc_info for record in caplog.records), "the traceback must be logged"
+
+
+def test_ui_checks_before_the_engine(app_module, stand_in):
+    with pytest.raises(gr.Error, match="reference audio"):
+        app_module.synthesize(**request(ref_audio=None))
+    with pytest.raises(gr.Error, match="empty"):
+        app_module.synthesize(**request(gen_text="   "))
+    assert stand_in.calls == []
+
+
+def test_api_synthesize_returns_int16_audio_details_and_seed(app_module, stand_in):
+    (rate, audio), details, seed = app_module.synthesize(**request(seed=-1))
+    assert stand_in.calls[-1]["seed"] is None and stand_in.calls[-1]["nfe_step"] == 8
+    assert isinstance(stand_in.calls[-1]["nfe_step"], int)
+    assert rate == SR and audio.dtype == np.int16 and len(audio) == 3 * SR // 2
+    assert seed == 77 and "Seed **77**" in details and "cuda:0" in details
+    app_module.synthesize(**request(seed=1234))
+    assert stand_in.calls[-1]["seed"] == 1234
+
+
+def test_stream_yields_each_chunk_then_the_whole_clip(app_module, stand_in):
+    outputs = list(app_module.generate_stream(**request(seed=42), randomize=False))
+    assert stand_in.calls[-1]["seed"] == 42
+    first, *chunks, final = outputs
+    assert first[0] is None and first[3] == ""  # previous result cleared
+    assert len(chunks) == 3
+    for i, out in enumerate(chunks):
+        rate, pcm = out[1]
+        assert rate == SR and pcm.dtype == np.int16 and abs(int(pcm[0]) - round(0.25 * (i + 1) * 32767)) <= 1
+    (rate, full), _, image_update, details, seed = final
+    assert rate == SR and len(full) == 3 * SR // 2
+    assert image_update["visible"] is True and image_update["value"].ndim == 3
+    assert seed == 42 and "3 chunks" in details
+    assert stand_in.closed.is_set()
+    assert len(stand_in.stream_threads) == 1, "the engine stream must be driven by one thread"
+
+
+def test_stream_randomize_ignores_the_seed_box(app_module, stand_in):
+    list(app_module.generate_stream(**request(seed=42), randomize=True))
+    assert stand_in.calls[-1]["seed"] is None
+
+
+def test_stream_error_mid_way_becomes_a_readable_error(app_module, stand_in):
+    stand_in.fail_mid_stream = InputError("The text to generate has nothing to speak.")
+    with pytest.raises(gr.Error) as caught:
+        list(app_module.generate_stream(**request(), randomize=True))
+    assert caught.value.message == "The text to generate has nothing to speak."
+
+
+def test_cancel_closes_the_engine_stream_in_its_own_thread(app_module, stand_in):
+    stream = app_module.generate_stream(**request(), randomize=True)
+    next(stream)  # cleared outputs
+    next(stream)  # first chunk
+    stream.close()  # what Gradio does on cancel / closed tab
+    assert stand_in.closed.wait(10)
+    assert threading.current_thread().name not in stand_in.stream_threads
+
+
+def test_no_spectrogram_means_no_image(app_module, stand_in, monkeypatch):
+    monkeypatch.setattr(stand_in, "_stream", lambda on_progress, seed: iter([StreamChunk(
+        0, 1, np.ones(SR, np.float32) * 0.1, SR, result=make_result(np.ones(SR) * 0.1, spectrogram=None))]))
+    final = list(app_module.generate_stream(**request(), randomize=True))[-1]
+    assert final[2]["visible"] is False and final[2]["value"] is None
+
+
+def test_status_panel_never_raises(app_module, stand_in):
+    html = app_module.status_panel()
+    assert "ready" in html and "812 MB allocated" in html and "in 2 min" in html
+    stand_in.status_error = RuntimeError("boom")
+    assert "Status unavailable: RuntimeError" in app_module.status_panel()
+
+
+def test_load_failure_is_readable(app_module, stand_in):
+    stand_in.fail_with = ModelUnavailableError("The model file model.safetensors is missing in /models/x.")
+    with pytest.raises(gr.Error) as caught:
+        app_module.load_now()
+    assert "model.safetensors is missing" in caught.value.message
+
+
+def test_text_file_upload(app_module, tmp_path):
+    good = tmp_path / "speech.txt"
+    good.write_bytes("\ufeffHello from a file.\nSecond line.\n".encode("utf-8"))
+    assert app_module.read_text_file(str(good)) == "Hello from a file.\nSecond line."
+    bad = tmp_path / "binary.txt"
+    bad.write_bytes(b"\xff\xfe\x00\x81 not text")
+    with pytest.raises(gr.Error, match="not UTF-8"):
+        app_module.read_text_file(str(bad))
+
+
+# --- helpers without the app --------------------------------------------------------------------
+
+
+def test_details_show_the_cpu_fallback():
+    result = make_result(np.ones(SR, np.float32) * 0.1, device="cpu", fell_back=True,
+                         notices=("Reference audio was trimmed from 20.0 s to 11.5 s.",))
+    details = ui_format.format_details(result)
+    assert "CPU fallback" in details and "trimmed" in details and "Seed **5**" in details
+
+
+def test_status_rows_for_an_unloaded_cpu_engine():
+    rows = dict(ui_format.status_rows({"state": "unloaded", "device": "cpu", "dtype": "float32", "expires_at": None,
+                                       "idle_unload_s": 300, "loads": 2, "unloads": 2, "fallbacks": 1,
+                                       "last_error": "CUDA out of memory"}))
+    assert rows["Idle unload"] == "not loaded" and rows["Loads / unloads / fallbacks"] == "2 / 2 / 1"
+    assert rows["Last error"] == "CUDA out of memory" and "app process" in rows["Memory"]
+    never = dict(ui_format.status_rows({"state": "ready", "idle_unload_s": -1, "expires_at": None}))
+    assert never["Idle unload"].startswith("never")
+
+
+def test_to_int16_clips_and_cleans():
+    pcm = ui_format.to_int16(np.array([0.0, 0.5, 2.0, -3.0, np.nan], dtype=np.float32))
+    assert pcm.tolist() == [0, 16383, 32767, -32767, 0]
+
+
+def test_spectrogram_image():
+    image = ui_format.spectrogram_image(np.random.default_rng(1).normal(size=(100, 200)))
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    assert ui_format.spectrogram_image(None) is None
+
+
+def test_progress_relay_reaches_the_request_from_another_thread():
+    calls = []
+    relay = ProgressRelay(lambda fraction, desc=None: calls.append((fraction, desc)))
+    worker = threading.Thread(target=relay, args=(1.7, "Generating chunk 2 of 2"))
+    worker.start()
+    worker.join()
+    assert calls == [(1.0, "Generating chunk 2 of 2")]
+
+
+def test_pump_stream_reraises_engine_errors():
+    def start(on_progress):
+        on_progress(0.5, "half")
+        raise BusyError("busy")
+
+    events = pump_stream(start)
+    assert next(events) == ("progress", (0.5, "half"))
+    with pytest.raises(BusyError):
+        next(events)
+
+
+def test_app_settings_from_the_environment():
+    assert settings.max_upload_mb({}) == 20
+    assert settings.max_upload_mb({"F5_MAX_UPLOAD_MB": "5.5"}) == 5.5
+    with pytest.raises(settings.SettingsError, match="F5_MAX_UPLOAD_MB"):
+        settings.max_upload_mb({"F5_MAX_UPLOAD_MB": "lots"})
+    with pytest.raises(settings.SettingsError):
+        settings.max_upload_mb({"F5_MAX_UPLOAD_MB": "0"})
+    assert settings.max_threads(32, {}) >= 32 + 8
+    assert settings.max_threads(32, {"F5_STUDIO_THREADS": "64"}) == 64

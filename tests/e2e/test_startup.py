@@ -1,0 +1,26 @@
+"""A bad setting stops start-up with a one-line explanation (no traceback, no half-started app)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"F5_DEVICE": "gpu9"}, "F5_DEVICE='gpu9'"),
+    ({"F5_DEFAULT_NFE": "-8"}, "F5_DEFAULT_NFE=-8 must be between 4 and 64"),
+    ({"F5_MODEL_DIR": "/no/such/model"}, "not a readable directory"),
+])
+def test_bad_configuration_stops_startup_with_one_line(env, words):
+    done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "GRADIO_SERVER_PORT": "1", **env})
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    assert lines[-1].startswith("F5 Voice Studio cannot start:") and words in lines[-1]
+    assert "Traceback" not in done.stderr
