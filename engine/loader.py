@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,12 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise ModelUnavailableError(f"Weights file {path} does not exist") from None
     except pickle.UnpicklingError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe pickle"
-        raise ModelUnavailableError(f"Refused to load {path}: it is not a plain weights file ({first_line})") from None
+        found = re.search(r"GLOBAL ([\w.]+)", re.sub(r"\x1b\[[0-9;]*m", "", str(exc)))
+        what = f"pickled code ({found.group(1)})" if found else "pickled objects"
+        raise ModelUnavailableError(
+            f"Refused to load {path}: it contains {what}, not plain weights. Use a safetensors file "
+            "or a weights-only PyTorch state dict."
+        ) from None
     except Exception as exc:  # safetensors raises its own types for corrupt headers
         raise ModelUnavailableError(f"Weights file {path} is corrupt or unreadable: {type(exc).__name__}: {exc}") from None
     if isinstance(state, dict) and "ema_model_state_dict" in state:

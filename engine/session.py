@@ -80,6 +80,7 @@ class Engine:
         # --- guarded by _cond ---
         self._state = EngineState.UNLOADED
         self._in_flight = 0
+        self._waiting = 0  # requests admitted but not yet holding the turn (the busy bound)
         self._draining = False  # an explicit unload() waits for leases; new leases wait for it
         self._expires_mono: float | None = None
         self._expires_wall: float | None = None
@@ -146,7 +147,7 @@ class Engine:
                 "idle_unload_s": self.config.idle_unload_s,
                 "unload_policy": self.config.unload_policy,
                 "in_flight": self._in_flight,
-                "waiting": self._turn.waiting,
+                "waiting": self._waiting,
                 **self.counters,
                 "peak_inference_concurrency": self._peak_running,
                 "last_error": self._last_error,
@@ -210,24 +211,37 @@ class Engine:
     def _stream(self, clip, ref: str, gen: str, options, progress: ProgressFn,
                 fallback_reason: str | None) -> Iterator[StreamChunk]:
         arrived = time.perf_counter()
-        if self._turn.waiting >= self.config.max_queue:
-            raise BusyError(f"The server is busy ({self.config.max_queue} requests waiting). Please try again in a minute.")
-        lease = self._acquire_lease(progress)
-        has_turn = False
+        with self._cond:  # every request not yet holding the turn counts, loading or not
+            if self._waiting >= self.config.max_queue:
+                raise BusyError(f"The server is busy ({self.config.max_queue} requests waiting). "
+                                "Please try again in a minute.")
+            self._waiting += 1
+        lease: Lease | None = None
+        has_turn, waiting = False, True
         try:
+            lease = self._acquire_lease(progress)
             self._turn.acquire(lambda ahead: progress(0.0, f"Waiting for the engine: {ahead} request(s) ahead"))
             has_turn = True
+            with self._cond:
+                self._waiting -= 1
+                waiting = False
             yield from self._run_request(clip, ref, gen, options, progress, arrived, fallback_reason)
-        except EngineError as exc:
+        except GeneratorExit:  # the client went away: not a failure
+            raise
+        except BaseException as exc:
             with self._cond:
                 self.counters["failed"] += 1
                 if not isinstance(exc, InputError):
-                    self._last_error = str(exc)
+                    self._last_error = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            if waiting:
+                with self._cond:
+                    self._waiting -= 1
             if has_turn:
                 self._turn.release()
-            lease.release()
+            if lease is not None:
+                lease.release()
 
     def _run_request(self, clip, ref: str, gen: str, options, progress: ProgressFn,
                      arrived: float, fallback_reason: str | None) -> Iterator[StreamChunk]:
@@ -381,13 +395,27 @@ class Engine:
         Returns True when that fails and the request must run on the CPU."""
         if self._placed_on == self.device:
             return False
+        reason = self._try_primary_placement()
+        if reason is None:
+            return False
+        self._fall_back_to_cpu(reason)
+        return True
+
+    def _try_primary_placement(self) -> str | None:
+        """Place on the primary device; on a stray tensor or out-of-memory return the reason
+        (the caller falls back to the CPU), so a GPU taken by someone else loses no request."""
         try:
             self._place_all(self.device, self.dtype)
-            return False
+            return None
         except PlacementError as exc:
-            log.warning("placement on %s incomplete, running on the CPU: %s", self.device, exc)
-            self._fall_back_to_cpu(f"placement: {exc}")
-            return True
+            reason = f"placement: {exc}"
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            reason = f"out of memory placing the model on {self.device}: {str(exc)[:200]}"
+            free_accelerator_memory(self.device)
+        log.warning("cannot serve from %s (%s); serving from the CPU", self.device, reason)
+        return reason
 
     # ------------------------------------------------------------------ placement
 
@@ -504,11 +532,9 @@ class Engine:
             self._vocab = self._loaded.vocab
             if self.config.keep_host_copy:
                 self._capture_master()
-        try:
-            self._place_all(self.device, self.dtype)
-        except PlacementError as exc:
-            log.warning("placement on %s left tensors behind (%s); serving from the CPU", self.device, exc)
-            self._fall_back_to_cpu(f"placement: {exc}")
+        reason = self._try_primary_placement()
+        if reason is not None:
+            self._fall_back_to_cpu(reason)
         with self._cond:
             self.counters["loads"] += 1
         log.info("model loaded %s onto %s in %.2f s; device memory %s -> %s",
