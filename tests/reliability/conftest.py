@@ -1,0 +1,426 @@
+"""Fixtures of the reliability suite: engines on a fake clock, `python app.py` subprocesses, and the
+figures of the run (written to artifacts/reliability.json and printed at the end).
+
+Knobs (environment variables, all optional):
+
+    RELIABILITY_FULL=1                 run the long tests too (same as `-m "soak or slow"`)
+    RELIABILITY_SOAK_CLIENTS / _REQUESTS   size of the default soak (4 x 10)
+    RELIABILITY_FULL_SOAK_CLIENTS / _REQUESTS  size of the full soak (8 x 25)
+    RELIABILITY_MEMORY_CYCLES          unload/reload cycles of the default memory test (6; full: 300)
+    RELIABILITY_RACE_ITERATIONS        reaper-race iterations of the default run (40; full: 1000)
+    RELIABILITY_TORCH_THREADS          torch threads in this process and in the app (1; the box is shared)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ARTIFACTS = ROOT / "artifacts"
+FIGURES_FILE = ARTIFACTS / "reliability.json"
+ASSETS = ROOT / "assets"
+REF_WAV = ASSETS / "voices" / "voice_male_us.wav"  # 3.6 s, 24 kHz mono
+REF_TEXT = "Some call me nature, others call me mother nature."
+GEN_TEXT = "Hello there, this is a short reliability test."
+FAST = {"nfe_step": 4, "speed": 1.0, "cross_fade": 0.15, "remove_silence": False}
+STARTUP_TIMEOUT_S = 300
+LONG_MARKERS = ("soak", "slow")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+TORCH_THREADS = env_int("RELIABILITY_TORCH_THREADS", 1)
+
+
+# ------------------------------------------------------------------------------------ markers
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "soak: the full-size soak (8 clients x 25 requests); opt-in")
+    config.addinivalue_line("markers", "slow: takes more than a minute on a 2-core CPU machine")
+
+
+def _ours(nodeid: str) -> bool:
+    return nodeid.replace("\\", "/").startswith("tests/reliability/")
+
+
+def _full_run(config) -> bool:
+    if os.environ.get("RELIABILITY_FULL", "").strip() in ("1", "true", "yes"):
+        return True
+    # With any -m expression the caller chooses (e.g. -m soak, -m slow, -m "not slow").
+    return bool((config.getoption("markexpr", default="") or "").strip())
+
+
+def pytest_collection_modifyitems(config, items):
+    """Long reliability tests run only on request (`-m soak`, `-m slow`, `-m "soak or slow"` or
+    RELIABILITY_FULL=1), so the default `pytest` stays fast; the reduced soak and the short versions
+    of everything always run."""
+    if _full_run(config):
+        return
+    skip = pytest.mark.skip(reason="long reliability test: run with -m 'soak or slow' or RELIABILITY_FULL=1")
+    for item in items:
+        if _ours(item.nodeid) and any(item.get_closest_marker(m) for m in LONG_MARKERS):
+            item.add_marker(skip)
+
+
+# ------------------------------------------------------------------------------------ figures
+
+
+class Figures:
+    """What the run proved, for the README: written to artifacts/reliability.json at the end."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.data: dict[str, Any] = {
+            "api_requests": {"served": 0, "failed_unexpectedly": 0, "refused_as_expected": 0},
+            "engine_requests": {"served": 0, "failed_unexpectedly": 0, "refused_as_expected": 0},
+            "faults_survived": {},
+            "bad_inputs": {},
+            "memory": {},
+            "temp_files": {},
+            "soak": {},
+            "races": {},
+            "security": {},
+            "cancellations": {},
+            "load_failures": {},
+        }
+
+    def count(self, where: str, outcome: str, n: int = 1) -> None:
+        with self._lock:
+            self.data[where][outcome] += n
+
+    def fault(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            faults = self.data["faults_survived"]
+            faults[name] = faults.get(name, 0) + n
+
+    def put(self, section: str, key: str, value: Any) -> None:
+        with self._lock:
+            self.data[section][key] = value
+
+
+FIGURES = Figures()
+_OUTCOMES: dict[str, int] = {"passed": 0, "failed": 0, "skipped": 0, "xfailed": 0, "xpassed": 0}
+_STARTED = time.time()
+
+
+@pytest.fixture(scope="session")
+def figures() -> Figures:
+    return FIGURES
+
+
+def pytest_runtest_logreport(report):
+    if not _ours(report.nodeid):
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        if hasattr(report, "wasxfail"):
+            key = "xfailed" if report.outcome == "skipped" else "xpassed"
+        else:
+            key = report.outcome
+        _OUTCOMES[key] = _OUTCOMES.get(key, 0) + 1
+
+
+def _summary() -> dict[str, Any]:
+    data = json.loads(json.dumps(FIGURES.data, default=str))
+    data["faults_survived_total"] = sum(data["faults_survived"].values())
+    data["bad_inputs_tried"] = len(data["bad_inputs"])
+    data["tests"] = dict(_OUTCOMES)
+    data["finished_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    data["duration_s"] = round(time.time() - _STARTED, 1)
+    try:
+        data["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                            text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        data["git_commit"] = None
+    data["machine"] = {"cpus": os.cpu_count(), "torch_threads": TORCH_THREADS}
+    return data
+
+
+def pytest_terminal_summary(terminalreporter):
+    if sum(_OUTCOMES.values()) == 0:
+        return
+    data = _summary()
+    ARTIFACTS.mkdir(exist_ok=True)
+    FIGURES_FILE.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    api, eng = data["api_requests"], data["engine_requests"]
+    lines = [
+        f"API requests: {api['served']} served, {api['failed_unexpectedly']} failed unexpectedly, "
+        f"{api['refused_as_expected']} refused as expected (bad input / busy / cancelled)",
+        f"engine requests (in-process): {eng['served']} served, {eng['failed_unexpectedly']} failed unexpectedly, "
+        f"{eng['refused_as_expected']} refused as expected",
+        f"faults injected and survived: {data['faults_survived_total']} {data['faults_survived']}",
+        f"bad inputs tried: {data['bad_inputs_tried']}",
+    ]
+    for key, value in data["memory"].items():
+        lines.append(f"memory {key}: {value}")
+    for key, value in data["soak"].items():
+        lines.append(f"soak {key}: {value}")
+    for key, value in data["temp_files"].items():
+        lines.append(f"temp files {key}: {value}")
+    lines.append(f"figures written to {FIGURES_FILE.relative_to(ROOT)}")
+    terminalreporter.write_sep("=", "reliability figures")
+    for line in lines:
+        terminalreporter.write_line(line)
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def assert_valid_audio(path: str | Path, min_seconds: float = 0.2) -> np.ndarray:
+    """A readable 24 kHz mono file, long enough, finite and not silent."""
+    import soundfile as sf
+
+    data, rate = sf.read(str(path), dtype="float32", always_2d=False)
+    assert rate == 24000, rate
+    assert data.ndim == 1, data.shape
+    assert len(data) >= min_seconds * rate, len(data) / rate
+    assert np.all(np.isfinite(data))
+    assert float(np.max(np.abs(data))) > 1e-3, "audio is silent"
+    return data
+
+
+def count_files(folder: str | Path) -> int:
+    total = 0
+    for _root, _dirs, files in os.walk(folder):
+        total += len(files)
+    return total
+
+
+def list_files(folder: str | Path) -> set[str]:
+    found = set()
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            found.add(os.path.join(root, name))
+    return found
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+# ------------------------------------------------------------------------------------ in-process engines
+
+
+@pytest.fixture(scope="session")
+def model_dir(smoke_model_dir) -> Path:
+    """The tiny model directory (made once per session by the root conftest)."""
+    return smoke_model_dir
+
+
+@pytest.fixture
+def torch_threads():
+    """This box has 2 shared cores: one torch thread keeps in-process timings steady (restored after)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(TORCH_THREADS)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def make_engine(model_dir, torch_threads):
+    """Factory: a CPU Engine on a FakeClock using the real default loader; closed afterwards."""
+    from engine.clock import FakeClock
+    from engine.config import EngineConfig
+    from engine.session import Engine
+
+    made = []
+
+    def factory(directory: Path | None = None, idle_unload_s: float = 300.0, start_reaper: bool = False,
+                **config) -> Engine:
+        clock = FakeClock()
+        cfg = EngineConfig(model_dir=Path(directory or model_dir), device="cpu", idle_unload_s=idle_unload_s,
+                           **config)
+        engine = Engine(cfg, clock=clock, start_reaper=start_reaper)
+        engine.fake_clock = clock
+        made.append(engine)
+        return engine
+
+    yield factory
+    for engine in made:
+        engine.close()
+
+
+@pytest.fixture
+def request_kwargs() -> dict[str, Any]:
+    return dict(ref_audio=str(REF_WAV), ref_text=REF_TEXT, gen_text=GEN_TEXT, nfe_step=4, seed=7)
+
+
+@pytest.fixture
+def model_copy(model_dir, tmp_path) -> Path:
+    """A private copy of the tiny model directory that a test may break and fix."""
+    target = tmp_path / "model"
+    shutil.copytree(model_dir, target)
+    return target
+
+
+# ------------------------------------------------------------------------------------ the app
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclasses.dataclass
+class App:
+    """A running `python app.py` on 127.0.0.1 and the folders it writes to."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    gradio_temp: Path
+    tmpdir: Path
+    downloads: Path
+    env: dict[str, str]
+
+    def client(self, **kwargs):
+        from gradio_client import Client
+
+        return Client(self.url, verbose=False, download_files=str(self.downloads), **kwargs)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def rss_mb(self) -> float:
+        return rss_mb(self.process.pid)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def http_get(self, path: str, timeout: float = 10) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+
+def _wait_until_up(app: App) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if app.process.poll() is not None:
+            pytest.fail(f"app.py exited with {app.process.returncode} during start-up:\n{app.log_text()[-6000:]}")
+        try:
+            with urllib.request.urlopen(app.url + "gradio_api/info", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"app.py did not answer within {STARTUP_TIMEOUT_S} s:\n{app.log_text()[-6000:]}")
+
+
+@contextlib.contextmanager
+def launch_app(base: Path, model_dir: Path, name: str, **settings: str) -> Iterator[App]:
+    """Start `python app.py` with the tiny model on the CPU; stop it (and keep its log) afterwards."""
+    gradio_temp, tmpdir, downloads = base / "gradio", base / "tmp", base / "downloads"
+    for folder in (gradio_temp, tmpdir, downloads):
+        folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("F5_", "GRADIO_"))}
+    env.update({
+        "F5_MODEL_DIR": str(model_dir),
+        "F5_DEVICE": "cpu",
+        "F5_IDLE_UNLOAD_S": "0.2",
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_TEMP_DIR": str(gradio_temp),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "TMPDIR": str(tmpdir),
+        "HF_HUB_OFFLINE": "1",
+        "WANDB_MODE": "disabled",
+        "PYTHONUNBUFFERED": "1",
+        "LOG_LEVEL": "INFO",
+        "OMP_NUM_THREADS": str(TORCH_THREADS),
+    })
+    env.update({k: str(v) for k, v in settings.items()})
+    log_path = base / "app.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log_file,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    app = App(f"http://127.0.0.1:{port}/", process, log_path, gradio_temp, tmpdir, downloads, env)
+    try:
+        _wait_until_up(app)
+        yield app
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copyfile(log_path, ARTIFACTS / f"reliability-{name}.log")
+
+
+def synthesize(client, ref_audio: str | None = None, ref_text: str = REF_TEXT, gen_text: str = GEN_TEXT,
+               **settings):
+    """One /synthesize call with the fast settings; returns (audio path, details, seed)."""
+    from gradio_client import handle_file
+
+    kwargs = {**FAST, "seed": 7, **settings}
+    if ref_audio is not None and not isinstance(ref_audio, dict):
+        ref_audio = handle_file(str(ref_audio))
+    return client.predict(ref_audio=ref_audio, ref_text=ref_text, gen_text=gen_text, api_name="/synthesize",
+                          **kwargs)
+
+
+def status(client) -> dict[str, Any]:
+    return client.predict(api_name="/status")
+
+
+@pytest.fixture(scope="session")
+def shared_app(model_dir, tmp_path_factory) -> Iterator[App]:
+    """One app for the soak, cancel, bad-input and security modules: it unloads 0.2 s after each
+    request (so every test also exercises unload/reload), at most 8 requests may wait, 5 MB uploads."""
+    base = tmp_path_factory.mktemp("shared_app")
+    with launch_app(base, model_dir, "shared", F5_IDLE_UNLOAD_S="0.2", F5_MAX_QUEUE="8",
+                    F5_MAX_UPLOAD_MB="5") as app:
+        client = app.client()
+        path, _, _ = synthesize(client, REF_WAV)  # warm up: the first request imports f5_tts's text tools
+        assert_valid_audio(path)
+        yield app
+        assert app.alive(), "the app died during the reliability run"
