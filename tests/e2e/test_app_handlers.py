@@ -38,7 +38,8 @@ class StandInEngine:
     def __init__(self):
         self.limits = {"nfe_step": (4, 64), "speed": (0.3, 2.0), "cross_fade": (0.0, 1.0), "seed": (0, 2**31 - 1),
                        "max_text_chars": 2000, "max_ref_seconds": 12.0}
-        self.config = SimpleNamespace(max_queue=32, max_text_chars=2000, max_ref_seconds=12.0, idle_unload_s=300.0)
+        self.config = SimpleNamespace(max_queue=32, max_text_chars=2000, max_ref_seconds=12.0, idle_unload_s=300.0,
+                                      default_nfe_step=32)
         self.calls: list[dict] = []
         self.fail_with: BaseException | None = None  # raised when the request starts
         self.fail_mid_stream: BaseException | None = None  # raised after the first chunk
