@@ -58,8 +58,10 @@ def clear_f5_module_caches() -> None:
 
 
 def free_accelerator_memory(device: torch.device) -> None:
-    """Collect garbage and return cached blocks to the driver (no-op off CUDA)."""
-    gc.collect()
+    """Collect garbage and return cached blocks to the driver. A no-op off CUDA: a full
+    ``gc.collect()`` holds the GIL for ~1 s over a large heap, stalling every request and status
+    call, and CPU tensors are freed by reference counting anyway."""
     if device.type == "cuda" and torch.cuda.is_available():
+        gc.collect()  # device tensors caught in reference cycles
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
