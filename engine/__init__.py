@@ -14,6 +14,9 @@ import threading
 from typing import TYPE_CHECKING
 
 os.environ.setdefault("WANDB_MODE", "disabled")  # `import f5_tts` imports wandb
+# Before torch loads libgomp: spinning OpenMP workers steal the time slice of the thread doing the
+# work on a small shared CPU (measured 3-12x slower synthesis; see bench/README.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if TYPE_CHECKING:
     from engine.session import Engine
