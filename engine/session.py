@@ -37,7 +37,7 @@ from engine.recovery import clear_f5_module_caches, free_accelerator_memory, is_
 from engine.results import StreamChunk, SynthesisResult
 from engine.states import EngineState, check_transition
 from engine.synthesis import CrossFader, SynthesisPlan, generate_chunk, prepare_reference, remove_long_silences
-from engine.text_input import chunk_text, clean_text, drop_unsupported
+from engine.text_input import chunk_text, clean_text, drop_unsupported, reference_for_model
 from engine.turn import FairTurn
 
 log = logging.getLogger(__name__)
@@ -259,10 +259,11 @@ class Engine:
             ref, dropped = drop_unsupported(ref, self._vocab, "reference text")
             gen, dropped_gen = drop_unsupported(gen, self._vocab, "text to generate")
             notices += [*dropped, *dropped_gen]
-            batches = tuple(chunk_text(gen, ref, clip.seconds + 0.0, options.speed))
+            ref_sizing, ref_model = reference_for_model(ref)
+            batches = tuple(chunk_text(gen, ref_sizing, clip.seconds, options.speed))
             if not batches:
                 raise InputError("The text to generate has nothing to speak.")
-            plan = SynthesisPlan(clip=clip, ref_text=ref, batches=batches, nfe_step=options.nfe_step,
+            plan = SynthesisPlan(clip=clip, ref_text=ref_model, batches=batches, nfe_step=options.nfe_step,
                                  speed=options.speed, cross_fade=options.cross_fade,
                                  remove_silence=options.remove_silence, seed=options.seed)
             yield from self._generate(plan, progress, notices, started, started - arrived, fallback_reason)
@@ -316,7 +317,7 @@ class Engine:
         log.info("request done: %.2f s audio in %.2f s on %s, chunks=%d, nfe=%d, fallback=%s, queue_wait=%.2f s",
                  len(audio) / SAMPLE_RATE, elapsed, device, len(plan.batches), plan.nfe_step, fell_back, queue_wait)
         return SynthesisResult(audio=audio, sample_rate=SAMPLE_RATE, seed=plan.seed, device=device,
-                               fell_back=fell_back, ref_text=plan.ref_text, gen_text=" ".join(plan.batches),
+                               fell_back=fell_back, ref_text=plan.ref_text.strip(), gen_text=" ".join(plan.batches),
                                chunks=len(plan.batches), elapsed_s=elapsed, queue_wait_s=queue_wait,
                                spectrogram=mel, notices=tuple(notices))
 

@@ -61,6 +61,18 @@ def drop_unsupported(text: str, vocab: dict[str, int], what: str) -> tuple[str, 
     return cleaned, notices
 
 
+def reference_for_model(ref_text: str) -> tuple[str, str]:
+    """f5_tts's punctuation of the reference transcript: ``(for chunk sizing, as the model sees it)``.
+
+    ``preprocess_ref_audio_text`` makes it end in ". " (or "。"), then ``infer_batch_process``
+    adds a space after a single-byte last character; without them the reference and the new text
+    run together ("...nature.The quick...").
+    """
+    if not ref_text.endswith((". ", "。")):
+        ref_text += " " if ref_text.endswith(".") else ". "
+    return ref_text, ref_text + " " if len(ref_text[-1].encode("utf-8")) == 1 else ref_text
+
+
 def chunk_text(gen_text: str, ref_text: str, ref_seconds: float, speed: float) -> list[str]:
     """Split the text into chunks the way f5_tts's ``infer_process`` sizes them."""
     from f5_tts.infer.utils_infer import chunk_text as f5_chunk_text

@@ -209,3 +209,11 @@ def test_busy_when_the_line_is_full(make_engine, request_kwargs):
     engine._turn.release()
     t.join(20)
     assert engine.status()["in_flight"] == 0
+
+
+def test_reference_text_is_punctuated_as_f5_tts_does():
+    from engine.text_input import reference_for_model
+
+    assert reference_for_model("mother nature.") == ("mother nature. ", "mother nature.  ")
+    assert reference_for_model("no stop") == ("no stop. ", "no stop.  ")
+    assert reference_for_model("句子。") == ("句子。", "句子。")
