@@ -179,10 +179,13 @@ def main(argv: list[str] | None = None) -> int:
 
         audio_s = len(outputs[variants[0]]) / 24000
         g = median(gemm)
-        print(f"\n{'TINY smoke model' if args.tiny else 'full-size F5TTS_v1_Base'} (random weights), NFE {args.nfe}, {audio_s:.2f} s of audio, 1 chunk, "
+        what = "TINY smoke model" if args.tiny else "full-size F5TTS_v1_Base"
+        print(f"\n{what} (random weights), NFE {args.nfe}, {audio_s:.2f} s of audio, 1 chunk, "
               f"{frames} frames, {rounds_done} rounds, {time.strftime('%Y-%m-%d %H:%M')}")
-        print(f"fp32 GEMM rate (1712x1024 @ 1024x2048, median of {len(gemm)} samples between rounds): {g / 1e9:.1f} GFLOP/s")
-        print(f"DiT: {flops_step / 1e9:.1f} GFLOP per forward x {args.nfe} = {flops_step * args.nfe / 1e12:.2f} TFLOP\n")
+        print(f"fp32 GEMM rate (1712x1024 @ 1024x2048, median of {len(gemm)} samples between rounds): "
+              f"{g / 1e9:.1f} GFLOP/s")
+        print(f"DiT: {flops_step / 1e9:.1f} GFLOP per forward x {args.nfe} = "
+              f"{flops_step * args.nfe / 1e12:.2f} TFLOP\n")
         print(f"{'variant':13s} {'median s':>9s} {'ratio vs upstream':>18s} {'speed-up':>9s} {'DiT s':>7s} "
               f"{'DiT GFLOP/s':>12s} {'of GEMM':>8s}")
         for v in variants:

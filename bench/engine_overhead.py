@@ -23,14 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (GEN_TEXT, REF_TEXT, REF_WAV, engine_reference_file, interleave, log,  # noqa: E402
+from common import (GEN_TEXT, REF_TEXT, REF_WAV, engine_reference_file, interleave,  # noqa: E402
                     machine_summary, max_abs_diff, median, quiet, ratios, write_tiny_model_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nfe", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=30, help="synthesis rounds (each: one engine + one upstream call)")
+    parser.add_argument("--rounds", type=int, default=30,
+                        help="synthesis rounds (each: one engine + one upstream call)")
     parser.add_argument("--reload-rounds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args(argv)

@@ -262,6 +262,7 @@ def test_first_chunk_split_leaves_unsplittable_chunks_alone(batches):
 
 
 def test_first_chunk_split_handles_cjk_punctuation():
-    first = "今天天气很好，我们一起去公园散步吧。然后我们去吃饭，再回家休息一下，明天还要上班呢，真是忙碌的一天啊。"
+    first = ("今天天气很好，我们一起去公园散步吧。"
+             "然后我们去吃饭，再回家休息一下，明天还要上班呢，真是忙碌的一天啊。")
     head, tail = speed.first_chunk_split([first], min_chars=5, target_chars=20)
     assert head == "今天天气很好，我们一起去公园散步吧。" and head + tail == first
