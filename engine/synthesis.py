@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -40,16 +39,6 @@ class SynthesisPlan:
     cross_fade: float
     remove_silence: bool
     seed: int
-
-
-@dataclasses.dataclass
-class ChunkOutput:
-    """One generated chunk: its raw wave and mel, and the cross-faded samples safe to play now."""
-
-    index: int
-    wave: np.ndarray
-    mel: np.ndarray  # (n_mels, frames)
-    playable: np.ndarray
 
 
 def prepare_reference(clip: ReferenceClip, device: torch.device) -> tuple[torch.Tensor, float]:
@@ -125,27 +114,6 @@ class CrossFader:
         """Return the held-back tail once no chunk follows."""
         tail, self.tail = self.tail, np.zeros(0, dtype=np.float32)
         return tail.astype(np.float32, copy=False)
-
-
-def run_plan(model: torch.nn.Module, vocoder: torch.nn.Module, device: torch.device, plan: SynthesisPlan,
-             before_chunk: Callable[[int, int], None] | None = None) -> Iterator[ChunkOutput]:
-    """Generate every chunk of ``plan`` on ``device``, yielding each as soon as it is made.
-
-    The generator seeds torch once (as f5_tts's API does) so the same plan gives the same audio.
-    The last chunk's ``playable`` includes the held-back cross-fade tail.
-    """
-    torch.manual_seed(plan.seed)
-    audio, rms = prepare_reference(plan.clip, device)
-    fader = CrossFader(plan.cross_fade)
-    total = len(plan.batches)
-    for i, text in enumerate(plan.batches):
-        if before_chunk is not None:
-            before_chunk(i, total)
-        wave, mel = generate_chunk(model, vocoder, audio, rms, plan.ref_text, text, plan.nfe_step, plan.speed)
-        playable = fader.push(wave)
-        if i == total - 1:
-            playable = np.concatenate([playable, fader.finish()])
-        yield ChunkOutput(index=i, wave=wave, mel=mel, playable=playable)
 
 
 def remove_long_silences(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, min_silence_s: float = 1.0,
