@@ -178,15 +178,21 @@ class RopeCachingAttnProcessor:
         self.attn_backend = getattr(original, "attn_backend", "torch")
         self.attn_mask_enabled = getattr(original, "attn_mask_enabled", False)
 
+    def _covers(self, attn: nn.Module, rope: Any, kwargs: dict[str, Any]) -> bool:
+        """Whether this call is one the fast path computes exactly (else the original runs)."""
+        if kwargs or rope is None or self.attn_backend != "torch" or self.pe_attn_head is not None:
+            return False
+        freqs, xpos_scale = rope
+        if xpos_scale is not None and (torch.is_tensor(xpos_scale) or xpos_scale != 1.0):
+            return False
+        return freqs.shape[-1] == attn.inner_dim // attn.heads
+
     def __call__(self, attn: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None, rope=None,
                  **kwargs: Any) -> torch.Tensor:
-        if kwargs or rope is None or self.attn_backend != "torch" or self.pe_attn_head is not None:
+        if not self._covers(attn, rope, kwargs):
             return self.original(attn, x, mask=mask, rope=rope, **kwargs)
-        freqs, xpos_scale = rope
+        freqs, _ = rope
         head_dim = attn.inner_dim // attn.heads
-        if (xpos_scale is not None and (torch.is_tensor(xpos_scale) or xpos_scale != 1.0)) \
-                or freqs.shape[-1] != head_dim:
-            return self.original(attn, x, mask=mask, rope=rope)
 
         batch_size = x.shape[0]
         query = attn.to_q(x)
@@ -306,14 +312,10 @@ class Int8FusedQKVProcessor(RopeCachingAttnProcessor):
 
     def __call__(self, attn: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None, rope=None,
                  **kwargs: Any) -> torch.Tensor:
-        if kwargs or rope is None or self.attn_backend != "torch" or self.pe_attn_head is not None \
-                or attn.q_norm is not None:
+        if attn.q_norm is not None or not self._covers(attn, rope, kwargs):
             return self.original(attn, x, mask=mask, rope=rope, **kwargs)
-        freqs, xpos_scale = rope
+        freqs, _ = rope
         head_dim = attn.inner_dim // attn.heads
-        if (xpos_scale is not None and (torch.is_tensor(xpos_scale) or xpos_scale != 1.0)) \
-                or freqs.shape[-1] != head_dim:
-            return self.original(attn, x, mask=mask, rope=rope)
         batch_size = x.shape[0]
         qkv = self.qkv(x).view(batch_size, -1, 3, attn.heads, head_dim)
         query = apply_rope(qkv[:, :, 0].transpose(1, 2), freqs)
