@@ -59,6 +59,9 @@ CSS = """
 .state-loading .status-value, .state-unloading .status-value { color: #d97706; }
 .state-failed .status-value, .has-error .status-value { color: #dc2626; }
 .state-unloaded .status-value { color: var(--body-text-color-subdued); }
+.fast-mode .status-value { color: #b45309; }
+#fast-mode-banner { margin: 0.3rem auto 0.5rem; max-width: 46rem; padding: 0.5rem 0.8rem; text-align: center;
+  border-radius: var(--radius-lg); border: 1px solid #f59e0b; background: rgba(245, 158, 11, 0.12); }
 @media (max-width: 640px) {
   .gradio-container { padding: 0.35rem !important; }
   #app-header h1 { font-size: 1.45rem; }
@@ -285,6 +288,8 @@ def build_demo() -> gr.Blocks:
 
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.HTML(HEADER)
+        if engine.config.cpu_fast_mode:  # opt-in and never silent: said above the form and on every result
+            gr.HTML(ui_format.fast_mode_banner(True, engine.config.cpu_fast_cfg_cutoff))
         with gr.Tabs():
             with gr.Tab("Voice clone", id="clone"):
                 with gr.Row(equal_height=False):

@@ -26,7 +26,8 @@ class SynthesisResult:
     elapsed_s: float  # wall time inside the engine, queue wait excluded
     queue_wait_s: float  # time spent waiting for the engine
     spectrogram: np.ndarray | None = None  # (n_mels, frames) of the generated audio
-    notices: tuple[str, ...] = ()  # user-facing notes: fallback, trimmed reference, removed characters
+    notices: tuple[str, ...] = ()  # user-facing notes: fallback, fast mode, trimmed reference, removed characters
+    fast_mode: bool = False  # made by the opt-in int8 CPU fast mode (F5_CPU_FAST_MODE), not the exact path
 
     @property
     def duration_s(self) -> float:

@@ -4,6 +4,7 @@ when idle, placed completely, and rerun on the CPU when the accelerator still fa
 Lock order (outer to inner; never take an outer one while holding an inner one):
 
     _turn (FairTurn, one request's whole synthesis)  ->  _cond (state, leases, counters; held briefly)
+    _turn  ->  fast_mode._lock (building or dropping the int8 shadow; never with _cond held)
 
 Loading and unloading run with neither held: the LOADING / UNLOADING states stand in for them,
 and nobody touches the model in those states. The model is placed (moved between devices) only
@@ -24,10 +25,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from engine import speed
 from engine.asr import NO_ASR_MESSAGE, WhisperTranscriber
 from engine.audio_input import read_reference
 from engine.clock import Clock, SystemClock
-from engine.config import EngineConfig, resolve_device, resolve_dtype
+from engine.config import ConfigError, EngineConfig, resolve_device, resolve_dtype
 from engine.errors import BusyError, EngineError, InputError, ModelUnavailableError, PlacementError
 from engine.loader import SAMPLE_RATE, LoadedModel, load_from_files
 from engine.model_source import download_hub_model, read_model_dir
@@ -76,6 +78,11 @@ class Engine:
         self._loader = loader or self._load_from_config
         self._transcriber_factory = transcriber_factory or self._default_transcriber
         self._turn = FairTurn()
+        if config.cpu_fast_mode and not speed.int8_kernels_available():
+            raise ConfigError("F5_CPU_FAST_MODE=1 needs torch's fbgemm int8 kernels, which this torch build "
+                              "lacks; set F5_CPU_FAST_MODE=0")
+        self.fast_mode = speed.CpuFastMode(config.cpu_fast_mode, cfg_cutoff=config.cpu_fast_cfg_cutoff)
+        speed.configure_cpu_threads(config.cpu_threads or None)
         self._cond = threading.Condition(threading.Lock())
         # --- guarded by _cond ---
         self._state = EngineState.UNLOADED
@@ -153,6 +160,8 @@ class Engine:
                 "last_error": self._last_error,
                 "host_copy": self._master is not None,
                 "model": self._loaded.origin if self._loaded is not None else None,
+                "fast_mode": self.fast_mode.status(self._placed_on or self.device),
+                "cpu_threads": torch.get_num_threads(),
             }
         if self.device.type == "cuda" and torch.cuda.is_available():
             info["memory_allocated_mb"] = round(torch.cuda.memory_allocated(self.device) / 2**20, 1)
@@ -169,7 +178,7 @@ class Engine:
         for chunk in self.synthesize_stream(ref_audio=ref_audio, ref_text=ref_text, gen_text=gen_text,
                                             nfe_step=nfe_step, speed=speed, cross_fade=cross_fade,
                                             remove_silence=remove_silence, seed=seed, on_progress=on_progress,
-                                            fallback_reason=fallback_reason):
+                                            fallback_reason=fallback_reason, fast_start=False):
             result = chunk.result
         assert result is not None
         return result
@@ -178,13 +187,15 @@ class Engine:
                           nfe_step: int | None = None, speed: float = 1.0, cross_fade: float = 0.15,
                           remove_silence: bool = False, seed: int | None = None,
                           on_progress: ProgressFn | None = None,
-                          fallback_reason: str | None = None) -> Iterator[StreamChunk]:
+                          fallback_reason: str | None = None, fast_start: bool = True) -> Iterator[StreamChunk]:
         """Generate chunk by chunk. Bad input raises :class:`InputError` before any work is queued;
         the last :class:`StreamChunk` carries the whole :class:`SynthesisResult`.
 
         ``nfe_step=None`` uses ``F5_DEFAULT_NFE``. ``on_progress(fraction, message)`` reports the place in line, loading and each chunk.
         ``fallback_reason`` runs this request on the CPU from the start (counted as a fallback),
         for callers whose accelerator failed outside the engine (a ZeroGPU lease, say).
+        ``fast_start`` splits the first text chunk at a clause so the first audio arrives early
+        (:func:`engine.speed.first_chunk_split`); :meth:`synthesize` turns it off.
         """
         if nfe_step is None:
             nfe_step = self.config.default_nfe_step
@@ -196,7 +207,7 @@ class Engine:
             raise InputError(NO_ASR_MESSAGE)
         ref = clean_text(typed_ref, "reference text", self.config.max_text_chars) if typed_ref else ""
         return self._stream(clip, ref, gen, options, on_progress or (lambda fraction, message: None),
-                            fallback_reason)
+                            fallback_reason, fast_start)
 
     def close(self) -> None:
         """Stop the reaper thread (the model stays as it is)."""
@@ -209,7 +220,7 @@ class Engine:
     # ------------------------------------------------------------------ the request path
 
     def _stream(self, clip, ref: str, gen: str, options, progress: ProgressFn,
-                fallback_reason: str | None) -> Iterator[StreamChunk]:
+                fallback_reason: str | None, fast_start: bool = False) -> Iterator[StreamChunk]:
         arrived = time.perf_counter()
         with self._cond:  # every request not yet holding the turn counts, loading or not
             if self._waiting >= self.config.max_queue:
@@ -225,7 +236,7 @@ class Engine:
             with self._cond:
                 self._waiting -= 1
                 waiting = False
-            yield from self._run_request(clip, ref, gen, options, progress, arrived, fallback_reason)
+            yield from self._run_request(clip, ref, gen, options, progress, arrived, fallback_reason, fast_start)
         except GeneratorExit:  # the client went away: not a failure
             raise
         except BaseException as exc:
@@ -244,7 +255,7 @@ class Engine:
                 lease.release()
 
     def _run_request(self, clip, ref: str, gen: str, options, progress: ProgressFn,
-                     arrived: float, fallback_reason: str | None) -> Iterator[StreamChunk]:
+                     arrived: float, fallback_reason: str | None, fast_start: bool = False) -> Iterator[StreamChunk]:
         started = time.perf_counter()
         with self._cond:
             self._running += 1
@@ -261,6 +272,8 @@ class Engine:
             notices += [*dropped, *dropped_gen]
             ref_sizing, ref_model = reference_for_model(ref)
             batches = tuple(chunk_text(gen, ref_sizing, clip.seconds, options.speed))
+            if fast_start:
+                batches = speed.first_chunk_split(batches)
             if not batches:
                 raise InputError("The text to generate has nothing to speak.")
             plan = SynthesisPlan(clip=clip, ref_text=ref_model, batches=batches, nfe_step=options.nfe_step,
@@ -309,17 +322,21 @@ class Engine:
                 notices: list[str], started: float, queue_wait: float) -> SynthesisResult:
         elapsed = time.perf_counter() - started
         device = str(self._placed_on)
+        fast = self.fast_mode.applies_to(self._placed_on)
+        if fast:  # never silent: every result says so
+            notices.insert(0, speed.FAST_MODE_NOTICE)
         if fell_back:
             notices.insert(0, f"The accelerator ({self.device}) failed; this audio was generated on the CPU "
                               "instead. The next request will use the accelerator again.")
         with self._cond:
             self.counters["served"] += 1
-        log.info("request done: %.2f s audio in %.2f s on %s, chunks=%d, nfe=%d, fallback=%s, queue_wait=%.2f s",
-                 len(audio) / SAMPLE_RATE, elapsed, device, len(plan.batches), plan.nfe_step, fell_back, queue_wait)
+        log.info("request done: %.2f s audio in %.2f s on %s, chunks=%d, nfe=%d, fallback=%s, fast_mode=%s, "
+                 "queue_wait=%.2f s", len(audio) / SAMPLE_RATE, elapsed, device, len(plan.batches), plan.nfe_step,
+                 fell_back, fast, queue_wait)
         return SynthesisResult(audio=audio, sample_rate=SAMPLE_RATE, seed=plan.seed, device=device,
                                fell_back=fell_back, ref_text=plan.ref_text.strip(), gen_text=" ".join(plan.batches),
                                chunks=len(plan.batches), elapsed_s=elapsed, queue_wait_s=queue_wait,
-                               spectrogram=mel, notices=tuple(notices))
+                               spectrogram=mel, notices=tuple(notices), fast_mode=fast)
 
     def _transcribe(self, clip) -> str:
         if self._transcriber is None:
@@ -376,7 +393,8 @@ class Engine:
         device = self._placed_on
         try:
             audio, rms = prepare_reference(plan.clip, device)
-            return None, generate_chunk(self._loaded.model, self._loaded.vocoder, audio, rms, plan.ref_text,
+            model = self.fast_mode.model_for(self._loaded.model, device)  # int8 shadow: opt-in, CPU only
+            return None, generate_chunk(model, self._loaded.vocoder, audio, rms, plan.ref_text,
                                         text, plan.nfe_step, plan.speed)
         except Exception as exc:
             if is_out_of_memory(exc):
@@ -427,6 +445,8 @@ class Engine:
         if self._master is not None:
             self._restore_master()
         pinned = self._master is not None and device.type == "cuda"  # async copies from pinned memory
+        if device.type != "cpu":  # the int8 shadow shares the CPU tensors it was built from
+            self.fast_mode.release()
         place(loaded.model, device, dtype, non_blocking=pinned)
         place(loaded.vocoder, device, torch.float32, non_blocking=pinned)
         if pinned:
@@ -530,6 +550,7 @@ class Engine:
         from_disk = self._loaded is None
         if from_disk:
             self._loaded = self._loader()
+            speed.install_rope_cache(self._loaded.model)  # exact: the same audio bit for bit
             self._vocab = self._loaded.vocab
             if self.config.keep_host_copy:
                 self._capture_master()
@@ -555,7 +576,10 @@ class Engine:
             else:
                 self._loaded = None
                 self._placed_on = None
+            if self._master is None:  # the model itself is gone: so is the int8 shadow's source
+                self.fast_mode.release()
             clear_f5_module_caches()
+            speed.clear_rope_cache()
             free_accelerator_memory(self.device)
         finally:
             with self._cond:

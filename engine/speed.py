@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.placement import verify_placement
+
 log = logging.getLogger(__name__)
 
 FAST_MODE_LABEL = "CPU fast mode (int8)"
@@ -474,7 +476,9 @@ class CpuFastMode:
         with self._lock:
             if self._shadow is None or self._source is not model:
                 t0 = time.perf_counter()
-                self._shadow, self.layers = build_int8_model(model, self.pattern, cfg_cutoff=self.cfg_cutoff)
+                shadow, layers = build_int8_model(model, self.pattern, cfg_cutoff=self.cfg_cutoff)
+                verify_placement(shadow, "cpu")  # every shared tensor too, not just the int8 weights
+                self._shadow, self.layers = shadow, layers
                 self._source = model
                 self.build_seconds = time.perf_counter() - t0
                 self.builds += 1

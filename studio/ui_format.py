@@ -48,7 +48,8 @@ def format_details(result: Any) -> str:
     """One Markdown line about a finished synthesis, plus a warning line per notice."""
     parts = [
         f"Seed **{result.seed}**",
-        f"ran on **{result.device}**" + (" (CPU fallback)" if result.fell_back else ""),
+        f"ran on **{result.device}**" + (" (CPU fallback)" if result.fell_back else "")
+        + (" in **CPU fast mode (int8)**" if getattr(result, "fast_mode", False) else ""),
         f"{format_seconds(result.elapsed_s)} for {format_seconds(result.duration_s)} of audio",
         f"real-time factor **{result.rtf:.2f}**" if math.isfinite(result.rtf) else "real-time factor n/a",
         f"{result.chunks} chunk{'s' if result.chunks != 1 else ''}",
@@ -99,10 +100,34 @@ def status_rows(status: Mapping[str, Any], now: float | None = None) -> list[tup
                              f"{status.get('served', 0)} served"))
     rows.append(("Loads / unloads / fallbacks",
                  f"{status.get('loads', 0)} / {status.get('unloads', 0)} / {status.get('fallbacks', 0)}"))
+    rows.append(("Precision", precision_text(status)))
     if status.get("model"):
         rows.append(("Model", str(status["model"])))
     rows.append(("Last error", str(status.get("last_error") or "none")))
     return rows
+
+
+def precision_text(status: Mapping[str, Any]) -> str:
+    """The 'Precision' card: exact, or the opt-in CPU fast mode and whether it applies right now."""
+    fast = status.get("fast_mode") or {}
+    if not fast.get("enabled"):
+        return "exact (full precision)"
+    text = "CPU fast mode (int8)"
+    cutoff = fast.get("cfg_cutoff")
+    if cutoff is not None:
+        text += f", guidance off after t={float(cutoff):g}"
+    return text + (" · active" if fast.get("active") else " · when on the CPU")
+
+
+def fast_mode_banner(enabled: bool, cfg_cutoff: float | None = None) -> str:
+    """HTML shown above the form while the opt-in CPU fast mode is configured ('' when it is off)."""
+    if not enabled:
+        return ""
+    extra = (f" Classifier-free guidance is also skipped after flow time {cfg_cutoff:g}."
+             if cfg_cutoff is not None else "")
+    return ('<div id="fast-mode-banner" role="status"><strong>CPU fast mode is on.</strong> '
+            "On the CPU the voice model runs with 8-bit weights: faster, but the audio differs slightly "
+            f"from full precision.{html.escape(extra)} Set <code>F5_CPU_FAST_MODE=0</code> for exact output.</div>")
 
 
 def _idle_text(status: Mapping[str, Any], state: str, now: float) -> str:
@@ -130,6 +155,8 @@ def status_html(status: Mapping[str, Any], now: float | None = None) -> str:
         css = f" state-{state}" if label == "State" else ""
         if label == "Last error" and value != "none":
             css = " has-error"
+        if label == "Precision" and value != "exact (full precision)":
+            css = " fast-mode"
         cards.append(
             f'<div class="status-card{css}"><span class="status-label">{html.escape(label)}</span>'
             f'<span class="status-value">{html.escape(value)}</span></div>'

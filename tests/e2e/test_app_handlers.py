@@ -39,7 +39,7 @@ class StandInEngine:
         self.limits = {"nfe_step": (4, 64), "speed": (0.3, 2.0), "cross_fade": (0.0, 1.0), "seed": (0, 2**31 - 1),
                        "max_text_chars": 2000, "max_ref_seconds": 12.0}
         self.config = SimpleNamespace(max_queue=32, max_text_chars=2000, max_ref_seconds=12.0, idle_unload_s=300.0,
-                                      default_nfe_step=32)
+                                      default_nfe_step=32, cpu_fast_mode=False, cpu_fast_cfg_cutoff=None)
         self.calls: list[dict] = []
         self.fail_with: BaseException | None = None  # raised when the request starts
         self.fail_mid_stream: BaseException | None = None  # raised after the first chunk
@@ -246,6 +246,28 @@ def test_status_rows_for_an_unloaded_cpu_engine():
     assert rows["Last error"] == "CUDA out of memory" and "app process" in rows["Memory"]
     never = dict(ui_format.status_rows({"state": "ready", "idle_unload_s": -1, "expires_at": None}))
     assert never["Idle unload"].startswith("never")
+
+
+def test_details_and_status_show_the_fast_mode():
+    fast = make_result(np.ones(SR, np.float32) * 0.1, device="cpu", fast_mode=True,
+                       notices=("CPU fast mode is on: the voice model ran with 8-bit weights.",))
+    details = ui_format.format_details(fast)
+    assert "ran on **cpu** in **CPU fast mode (int8)**" in details and "⚠ CPU fast mode is on" in details
+    assert "fast mode" not in ui_format.format_details(make_result(np.ones(SR, np.float32) * 0.1))
+    exact = dict(ui_format.status_rows({"state": "ready", "fast_mode": {"enabled": False}}))
+    assert exact["Precision"] == "exact (full precision)"
+    active = {"state": "ready", "fast_mode": {"enabled": True, "active": True, "cfg_cutoff": 0.4}}
+    assert dict(ui_format.status_rows(active))["Precision"] == "CPU fast mode (int8), guidance off after t=0.4 · active"
+    assert 'class="status-card fast-mode"' in ui_format.status_html(active)
+    waiting = {"state": "ready", "fast_mode": {"enabled": True, "active": False, "cfg_cutoff": None}}
+    assert dict(ui_format.status_rows(waiting))["Precision"] == "CPU fast mode (int8) · when on the CPU"
+
+
+def test_fast_mode_banner_is_empty_when_off():
+    assert ui_format.fast_mode_banner(False) == ""
+    banner = ui_format.fast_mode_banner(True, 0.4)
+    assert 'id="fast-mode-banner"' in banner and "8-bit" in banner and "F5_CPU_FAST_MODE=0" in banner
+    assert "0.4" in banner
 
 
 def test_to_int16_clips_and_cleans():

@@ -22,6 +22,13 @@ def test_values_are_read_from_the_environment(tmp_path):
     assert EngineConfig.from_env({"F5_IDLE_UNLOAD_S": "0"}).unload_policy == "immediately"
 
 
+def test_fast_mode_is_off_unless_asked_for():
+    cfg = EngineConfig.from_env({})
+    assert cfg.cpu_fast_mode is False and cfg.cpu_fast_cfg_cutoff is None and cfg.cpu_threads == 0
+    cfg = EngineConfig.from_env({"F5_CPU_FAST_MODE": "1", "F5_CPU_FAST_CFG_CUTOFF": "0.4", "F5_CPU_THREADS": "2"})
+    assert cfg.cpu_fast_mode is True and cfg.cpu_fast_cfg_cutoff == 0.4 and cfg.cpu_threads == 2
+
+
 @pytest.mark.parametrize("env, words", [
     ({"F5_DEVICE": "gpu9"}, "F5_DEVICE='gpu9'"),
     ({"F5_IDLE_UNLOAD_S": "soon"}, "F5_IDLE_UNLOAD_S='soon' is not a valid float"),
@@ -33,6 +40,10 @@ def test_values_are_read_from_the_environment(tmp_path):
     ({"F5_MODEL_DIR": "/no/such/dir"}, "not a readable directory"),
     ({"F5_HUB_MODEL_ARCH": "{not json"}, "not valid JSON"),
     ({"F5_MAX_REF_SECONDS": "100"}, "between 1 and 15"),
+    ({"F5_CPU_FAST_MODE": "fast"}, "F5_CPU_FAST_MODE"),
+    ({"F5_CPU_FAST_MODE": "1", "F5_CPU_FAST_CFG_CUTOFF": "1.5"}, "F5_CPU_FAST_CFG_CUTOFF=1.5 must be between 0 and 1"),
+    ({"F5_CPU_FAST_CFG_CUTOFF": "0.4"}, "needs F5_CPU_FAST_MODE=1"),
+    ({"F5_CPU_THREADS": "-2"}, "F5_CPU_THREADS=-2 must be 0 (automatic) or more"),
 ])
 def test_bad_values_stop_with_one_line(env, words):
     with pytest.raises(ConfigError) as err:
