@@ -10,8 +10,8 @@ compute), written to a temp dir (or --model-dir, reused when it has a model.yaml
   upstream     f5_tts.api.F5TTS(ckpt_file=..., vocoder_local_path=..., device="cpu").infer(...)
   exact        Engine.synthesize with engine.speed.install_rope_cache (bit-identical output)
   engine_plain Engine.synthesize as it is, without the rope cache
-  fast         the engine with CpuFastMode's int8 shadow model (opt-in fast CPU mode)
-  fast_cfg     fast + classifier-free guidance skipped from flow time --cfg-cutoff on
+  fast         an engine with F5_CPU_FAST_MODE=1 (the int8 shadow of the same loaded model)
+  fast_cfg     fast + F5_CPU_FAST_CFG_CUTOFF=--cfg-cutoff (guidance skipped from that flow time on)
 
 Same inputs everywhere (reference samples, text, NFE, seed). Rounds alternate the order; the
 report gives medians of per-round ratios against upstream, the output deviations (max abs
@@ -103,14 +103,22 @@ def main(argv: list[str] | None = None) -> int:
                                      vocoder_local_path=str(model_dir / "vocoder"), device="cpu")
             log(f"upstream F5TTS loaded in {time.perf_counter() - t0:.1f} s")
 
+        # The fast variants are engines configured as a deployment would be (F5_CPU_FAST_MODE=1,
+        # F5_CPU_FAST_CFG_CUTOFF), sharing the already loaded model through an injected loader.
+        shared = engine._loaded
+        fast_engines: dict[str, Engine] = {}
         shadows: dict[str, torch.nn.Module] = {}
         build_s: dict[str, float] = {}
         for name, cutoff in (("fast", None), ("fast_cfg", args.cfg_cutoff)):
             if name in variants:
-                t0 = time.perf_counter()
-                shadows[name], layers = speed.build_int8_model(model, cfg_cutoff=cutoff)
-                build_s[name] = time.perf_counter() - t0
-                log(f"{name}: {layers} linear layers quantised to int8 in {build_s[name]:.1f} s")
+                fast_engines[name] = Engine(EngineConfig(model_dir=model_dir, device="cpu", idle_unload_s=-1,
+                                                         cpu_fast_mode=True, cpu_fast_cfg_cutoff=cutoff),
+                                            loader=lambda: shared, start_reaper=False)
+                fast_engines[name].load()
+                shadows[name] = fast_engines[name].fast_mode.model_for(model, "cpu")  # built here, timed
+                build_s[name] = fast_engines[name].fast_mode.build_seconds
+                log(f"{name}: {fast_engines[name].fast_mode.layers} linear layers quantised to int8 "
+                    f"in {build_s[name]:.1f} s")
 
         # frames the model sees: the engine's duration rule (= upstream's)
         samples = int(round(len(__import__("soundfile").read(ref_file)[0])))
@@ -125,17 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, shadow in shadows.items():
             timers[name] = ForwardTimer(shadow.transformer)
 
-        def run_engine(rope: bool, shadow: torch.nn.Module | None = None):
+        def run_engine(rope: bool, which: Engine = engine):
             (speed.install_rope_cache if rope else speed.uninstall_rope_cache)(model)
-            loaded = engine._loaded
-            original = loaded.model
-            if shadow is not None:
-                loaded.model = shadow  # what the proposed CpuFastMode integration hands _try_chunk
-            try:
-                return engine.synthesize(ref_audio=REF_WAV, ref_text=REF_TEXT, gen_text=GEN_TEXT,
-                                         nfe_step=args.nfe, seed=args.seed).audio
-            finally:
-                loaded.model = original
+            result = which.synthesize(ref_audio=REF_WAV, ref_text=REF_TEXT, gen_text=GEN_TEXT,
+                                      nfe_step=args.nfe, seed=args.seed)
+            assert result.fast_mode == (which is not engine)  # the switch really decided the path
+            return result.audio
 
         def run_upstream():
             with quiet():
@@ -145,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
 
         calls = {"upstream": run_upstream, "exact": lambda: run_engine(True),
                  "engine_plain": lambda: run_engine(False),
-                 "fast": lambda: run_engine(True, shadows.get("fast")),
-                 "fast_cfg": lambda: run_engine(True, shadows.get("fast_cfg"))}
+                 "fast": lambda: run_engine(True, fast_engines.get("fast")),
+                 "fast_cfg": lambda: run_engine(True, fast_engines.get("fast_cfg"))}
         wall = {v: [] for v in variants}
         dit = {v: [] for v in variants}
         outputs: dict[str, object] = {}

@@ -6,8 +6,9 @@
 Streams f5_tts's reference clip + a text that f5_tts's chunking splits into 6 chunks through
 ``Engine.synthesize_stream`` and records when each StreamChunk arrives, for
 
-  baseline  the engine's chunks as they are (f5_tts's chunk_text)
-  split     the first chunk split at its first clause (engine.speed.first_chunk_split)
+  baseline  ``synthesize_stream(..., fast_start=False)``: f5_tts's chunks as they are
+  split     ``synthesize_stream(...)`` as the app calls it: the first chunk split at its first clause
+            (engine.speed.first_chunk_split)
 
 Tiny model: both run to the end each round (interleaved); medians of TTFA/total per run.
 
@@ -20,7 +21,6 @@ chunk plus the time the split run spent on chunks 2..6 (the same texts, so the s
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import tempfile
 import time
@@ -32,40 +32,23 @@ from common import (REF_TEXT, REF_WAV, SIX_CHUNK_TEXT, log, machine_summary, med
                     write_full_model_dir, write_tiny_model_dir)
 
 
-@contextlib.contextmanager
-def first_chunk_split_applied():
-    """Route the session's chunking through engine.speed.first_chunk_split (the proposed
-    integration does this inside synthesize_stream)."""
-    import engine.session as session
-    from engine.speed import first_chunk_split
-
-    original = session.chunk_text
-    session.chunk_text = lambda *a, **k: list(first_chunk_split(original(*a, **k)))
-    try:
-        yield
-    finally:
-        session.chunk_text = original
-
-
 def stream_times(engine, nfe: int, seed: int, split: bool, stop_after: int | None = None):
     """Arrival time of each chunk (seconds from the call) and the chunk texts' count."""
     times: list[float] = []
-    ctx = first_chunk_split_applied() if split else contextlib.nullcontext()
-    with ctx:
-        t0 = time.perf_counter()
-        stream = engine.synthesize_stream(ref_audio=REF_WAV, ref_text=REF_TEXT, gen_text=SIX_CHUNK_TEXT,
-                                          nfe_step=nfe, seed=seed)
-        total_chunks = None
-        try:
-            for chunk in stream:
-                times.append(time.perf_counter() - t0)
-                total_chunks = chunk.total
-                log(f"{'split' if split else 'baseline'}: chunk {chunk.index + 1}/{chunk.total} at {times[-1]:.1f} s "
-                    f"({len(chunk.audio) / chunk.sample_rate:.2f} s audio)")
-                if stop_after is not None and len(times) >= stop_after:
-                    break
-        finally:
-            stream.close()
+    t0 = time.perf_counter()
+    stream = engine.synthesize_stream(ref_audio=REF_WAV, ref_text=REF_TEXT, gen_text=SIX_CHUNK_TEXT,
+                                      nfe_step=nfe, seed=seed, fast_start=split)
+    total_chunks = None
+    try:
+        for chunk in stream:
+            times.append(time.perf_counter() - t0)
+            total_chunks = chunk.total
+            log(f"{'split' if split else 'baseline'}: chunk {chunk.index + 1}/{chunk.total} at {times[-1]:.1f} s "
+                f"({len(chunk.audio) / chunk.sample_rate:.2f} s audio)")
+            if stop_after is not None and len(times) >= stop_after:
+                break
+    finally:
+        stream.close()
     return times, total_chunks
 
 
@@ -75,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nfe", type=int, default=None, help="default 8 (tiny) or 4 (full)")
     parser.add_argument("--rounds", type=int, default=5, help="tiny model rounds")
     parser.add_argument("--complete", action="store_true", help="full: run the baseline to the end too")
-    parser.add_argument("--fast", action="store_true", help="full: use the int8 fast-mode shadow model")
+    parser.add_argument("--fast", action="store_true", help="F5_CPU_FAST_MODE=1 (the int8 fast CPU mode)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--model-dir", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -102,12 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                 write_full_model_dir(model_dir)
         else:
             model_dir = write_tiny_model_dir(Path(tmp) / "tiny")
-        engine = Engine(EngineConfig(model_dir=model_dir, device="cpu", idle_unload_s=-1), start_reaper=False)
+        engine = Engine(EngineConfig(model_dir=model_dir, device="cpu", idle_unload_s=-1, cpu_fast_mode=args.fast),
+                        start_reaper=False)
         engine.load()
-        speed.install_rope_cache(engine._loaded.model)
-        if args.fast:
-            shadow, _ = speed.build_int8_model(engine._loaded.model)
-            engine._loaded.model = shadow  # what CpuFastMode hands the chunk loop (bench only)
 
         label = f"{'full-size' if args.full else 'tiny'} model{' (fast mode)' if args.fast else ''}, NFE {nfe}"
         if not args.full:

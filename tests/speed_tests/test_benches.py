@@ -1,0 +1,39 @@
+"""The benchmarks still run (tiny model, seconds): they use the engine's real switches, and the
+exact path still matches upstream bit for bit. Timings are printed by the benches, never asserted."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import speed
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench(*args: str) -> str:
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done.stdout
+
+
+@pytest.mark.skipif(not speed.int8_kernels_available(), reason="no fbgemm int8 kernels in this torch")
+def test_cpu_speed_bench_runs_every_variant_through_the_engine():
+    out = _bench("bench/cpu_speed.py", "--tiny", "--rounds", "2", "--nfe", "4",
+                 "--variants", "upstream,exact,fast,fast_cfg")
+    assert "exact vs upstream: max abs diff 0," in out  # the exact path is upstream's arithmetic
+    for variant in ("exact", "fast", "fast_cfg"):
+        assert re.search(rf"^{variant}\s+[\d.]+\s+[\d.]+\s+[\d.]+x", out, re.M), out
+    snr = float(re.search(r"fast vs exact \(fp32\): SNR ([\d.]+) dB", out).group(1))
+    assert snr > 20
+
+
+def test_ttfa_bench_streams_a_smaller_first_chunk():
+    out = _bench("bench/ttfa.py", "--rounds", "1")
+    fractions = dict(re.findall(r"^\s+(baseline|split)\s+TTFA.*TTFA/total ([\d.]+)", out, re.M))
+    assert set(fractions) == {"baseline", "split"}, out
+    assert float(fractions["split"]) < float(fractions["baseline"]) < 1.0
