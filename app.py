@@ -83,7 +83,7 @@ def _user_error(error: BaseException, action: str = "Synthesis") -> gr.Error:
         return error
     if isinstance(error, EngineError):
         log.info("%s refused: %s", action, error)
-        return gr.Error(str(error), print_exception=False)
+        return gr.Error(ui_format.public_text(str(error)), print_exception=False)
     log.error("%s failed unexpectedly", action, exc_info=error)
     return gr.Error(GENERIC_FAILURE.format(action=action, kind=type(error).__name__), print_exception=False)
 
@@ -123,7 +123,12 @@ def _seed(value: Any) -> Any:
 
 
 def _jsonable(status: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(status, default=str))
+    """The status as plain JSON, with server paths cut from its free-text fields."""
+    public = json.loads(json.dumps(status, default=str))
+    for key in ("last_error", "model"):
+        if isinstance(public.get(key), str):
+            public[key] = ui_format.public_text(public[key])
+    return public
 
 
 def _engine_synthesize(**kwargs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+import re
 import time
 from typing import Any, Mapping
 
@@ -13,6 +14,16 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 CPU_FALLBACK_NOTICE = "The accelerator failed, so this clip was made on the CPU fallback (slower, same voice)."
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/])/(?:[^\s/'\"`,;:()]+/)+([^\s/'\"`,;:()]+)")
+
+
+def public_text(message: str) -> str:
+    """``message`` with server paths cut to their last part ('/srv/models/x/model.pt' -> '…/model.pt').
+
+    What the page and the API show; the log keeps the full text for the operator."""
+    return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), message)
 
 
 def to_int16(audio: np.ndarray) -> np.ndarray:
@@ -102,8 +113,8 @@ def status_rows(status: Mapping[str, Any], now: float | None = None) -> list[tup
                  f"{status.get('loads', 0)} / {status.get('unloads', 0)} / {status.get('fallbacks', 0)}"))
     rows.append(("Precision", precision_text(status)))
     if status.get("model"):
-        rows.append(("Model", str(status["model"])))
-    rows.append(("Last error", str(status.get("last_error") or "none")))
+        rows.append(("Model", public_text(str(status["model"]))))
+    rows.append(("Last error", public_text(str(status.get("last_error") or "none"))))
     return rows
 
 

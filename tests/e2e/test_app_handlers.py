@@ -132,6 +132,28 @@ def test_engine_errors_are_shown_as_they_are(app_module, stand_in, error):
     assert caught.value.print_exception is False
 
 
+def test_server_paths_are_cut_from_errors_and_status_but_logged(app_module, stand_in, caplog):
+    stand_in.fail_with = ModelUnavailableError("Weights file /srv/private/models/v2/model.safetensors does not exist")
+    with caplog.at_level(logging.INFO, logger="f5_studio.app"), pytest.raises(gr.Error) as caught:
+        app_module.synthesize(**request())
+    assert caught.value.message == "Weights file …/model.safetensors does not exist"
+    assert "/srv/private/models/v2/model.safetensors" in caplog.text  # the operator sees it all
+    original = stand_in.status
+    stand_in.status = lambda: {**original(), "last_error": "Cannot read /srv/private/vocab.txt: no such file",
+                               "model": "model directory /srv/private/models/v2"}
+    public = app_module.engine_status()
+    assert public["last_error"] == "Cannot read …/vocab.txt: no such file" and public["model"] == "model directory …/v2"
+    panel = app_module.status_panel()
+    assert "/srv/private" not in panel and "…/v2" in panel
+
+
+def test_public_text_leaves_everything_but_absolute_paths_alone():
+    for text in ("ratio 1/2", "hub SWivid/F5-TTS@main + charactr/vocos-mel-24khz@main",
+                 "see https://huggingface.co/SWivid/F5-TTS", "CUDA out of memory. Tried to allocate 2.00 GiB"):
+        assert ui_format.public_text(text) == text
+    assert ui_format.public_text("No such file: '/a/b/c.yaml'") == "No such file: '…/c.yaml'"
+
+
 def test_unexpected_errors_are_logged_and_shown_generically(app_module, stand_in, caplog):
     stand_in.fail_with = RuntimeError("Expected all tensors to be on the same device")
     with caplog.at_level(logging.ERROR, logger="f5_studio.app"), pytest.raises(gr.Error) as caught:
