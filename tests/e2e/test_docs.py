@@ -37,7 +37,7 @@ def test_readme_api_example_works(app_server, monkeypatch):
     example = next(block for block in code_blocks("python") if "gradio_client" in block)
     assert 'Client("http://127.0.0.1:7860/")' in example
     code = example.replace('Client("http://127.0.0.1:7860/")',
-                           f'Client({app_server.url!r}, verbose=False, download_files={str(app_server.download_dir)!r})')
+                           f'Client({app_server.url!r}, verbose=False, download_files={str(app_server.downloads)!r})')
     code = code.replace("nfe_step=32", "nfe_step=4")  # same call, faster on the tiny model
     monkeypatch.chdir(ROOT)
     namespace: dict = {}

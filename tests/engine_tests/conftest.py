@@ -11,12 +11,10 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from engine.clock import FakeClock  # noqa: E402
-from engine.config import EngineConfig  # noqa: E402
 from engine.loader import load_from_files  # noqa: E402
 from engine.model_source import read_model_dir  # noqa: E402
-from engine.session import Engine  # noqa: E402
 from engine.smoke_model import write_model_dir  # noqa: E402
+from tests.engine_factory import engine_factory  # noqa: E402
 
 #: f5_tts ships this clip and its transcript with the package.
 REF_TEXT = "Some call me nature, others call me mother nature."
@@ -50,22 +48,10 @@ class CountingLoader:
 
 @pytest.fixture
 def make_engine(tiny_model_dir):
-    """Factory: an Engine on the CPU with a fake clock and a counting loader; closed afterwards."""
-    made: list[Engine] = []
-
-    def factory(idle_unload_s: float = 300.0, start_reaper: bool = False, **config) -> Engine:
-        clock = FakeClock()
-        loader = CountingLoader(tiny_model_dir)
-        cfg = EngineConfig(model_dir=tiny_model_dir, device="cpu", idle_unload_s=idle_unload_s, **config)
-        engine = Engine(cfg, clock=clock, loader=loader, start_reaper=start_reaper)
-        engine.fake_clock = clock
-        engine.test_loader = loader
-        made.append(engine)
-        return engine
-
-    yield factory
-    for engine in made:
-        engine.close()
+    """Factory: an Engine on the CPU with a fake clock and a counting loader (`engine.test_loader`); closed
+    afterwards."""
+    with engine_factory(tiny_model_dir, make_loader=CountingLoader) as factory:
+        yield factory
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.app_process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -61,14 +62,8 @@ def test_image_runs_the_app_as_a_non_root_user_on_7860():
     assert "requirements.txt" in " ".join(_instructions("RUN"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_image_command_serves_and_passes_its_healthcheck(smoke_model_dir, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **_env(), "PATH": os.environ["PATH"], "HF_HOME": str(tmp_path / "hf"),
            "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "F5_MODEL_DIR": str(smoke_model_dir),
            "F5_DEVICE": "cpu", "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}

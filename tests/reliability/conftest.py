@@ -14,38 +14,34 @@ Knobs (environment variables, all optional):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import pytest
 
+from tests import app_process
+from tests.app_process import ARTIFACTS, ROOT, App, rss_mb  # noqa: F401 - rss_mb: for the test modules
+from tests.engine_factory import engine_factory
+
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-ARTIFACTS = ROOT / "artifacts"
 FIGURES_FILE = ARTIFACTS / "reliability.json"
 ASSETS = ROOT / "assets"
 REF_WAV = ASSETS / "voices" / "voice_male_us.wav"  # 3.6 s, 24 kHz mono
 REF_TEXT = "Some call me nature, others call me mother nature."
 GEN_TEXT = "Hello there, this is a short reliability test."
 FAST = {"nfe_step": 4, "speed": 1.0, "cross_fade": 0.15, "remove_silence": False}
-STARTUP_TIMEOUT_S = 300
 LONG_MARKERS = ("soak", "slow")
 
 
@@ -219,14 +215,6 @@ def list_files(folder: str | Path) -> set[str]:
     return found
 
 
-def rss_mb(pid: int | str = "self") -> float:
-    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
 def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     last = None
@@ -261,25 +249,8 @@ def torch_threads():
 @pytest.fixture
 def make_engine(model_dir, torch_threads):
     """Factory: a CPU Engine on a FakeClock using the real default loader; closed afterwards."""
-    from engine.clock import FakeClock
-    from engine.config import EngineConfig
-    from engine.session import Engine
-
-    made = []
-
-    def factory(directory: Path | None = None, idle_unload_s: float = 300.0, start_reaper: bool = False,
-                **config) -> Engine:
-        clock = FakeClock()
-        cfg = EngineConfig(model_dir=Path(directory or model_dir), device="cpu", idle_unload_s=idle_unload_s,
-                           **config)
-        engine = Engine(cfg, clock=clock, start_reaper=start_reaper)
-        engine.fake_clock = clock
-        made.append(engine)
-        return engine
-
-    yield factory
-    for engine in made:
-        engine.close()
+    with engine_factory(model_dir) as factory:
+        yield factory
 
 
 @pytest.fixture
@@ -298,102 +269,12 @@ def model_copy(model_dir, tmp_path) -> Path:
 # ------------------------------------------------------------------------------------ the app
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclasses.dataclass
-class App:
-    """A running `python app.py` on 127.0.0.1 and the folders it writes to."""
-
-    url: str
-    process: subprocess.Popen
-    log_path: Path
-    gradio_temp: Path
-    tmpdir: Path
-    downloads: Path
-    env: dict[str, str]
-
-    def client(self, **kwargs):
-        from gradio_client import Client
-
-        return Client(self.url, verbose=False, download_files=str(self.downloads), **kwargs)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def rss_mb(self) -> float:
-        return rss_mb(self.process.pid)
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def http_get(self, path: str, timeout: float = 10) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
-
-
-def _wait_until_up(app: App) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if app.process.poll() is not None:
-            pytest.fail(f"app.py exited with {app.process.returncode} during start-up:\n{app.log_text()[-6000:]}")
-        try:
-            with urllib.request.urlopen(app.url + "gradio_api/info", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"app.py did not answer within {STARTUP_TIMEOUT_S} s:\n{app.log_text()[-6000:]}")
-
-
-@contextlib.contextmanager
-def launch_app(base: Path, model_dir: Path, name: str, **settings: str) -> Iterator[App]:
-    """Start `python app.py` with the tiny model on the CPU; stop it (and keep its log) afterwards."""
-    gradio_temp, tmpdir, downloads = base / "gradio", base / "tmp", base / "downloads"
-    for folder in (gradio_temp, tmpdir, downloads):
-        folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("F5_", "GRADIO_"))}
-    env.update({
-        "F5_MODEL_DIR": str(model_dir),
-        "F5_DEVICE": "cpu",
-        "F5_IDLE_UNLOAD_S": "0.2",
-        "GRADIO_SERVER_NAME": "127.0.0.1",
-        "GRADIO_SERVER_PORT": str(port),
-        "GRADIO_TEMP_DIR": str(gradio_temp),
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "TMPDIR": str(tmpdir),
-        "HF_HUB_OFFLINE": "1",
-        "WANDB_MODE": "disabled",
-        "PYTHONUNBUFFERED": "1",
-        "LOG_LEVEL": "INFO",
-        "OMP_NUM_THREADS": str(TORCH_THREADS),
-    })
-    env.update({k: str(v) for k, v in settings.items()})
-    log_path = base / "app.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log_file,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    app = App(f"http://127.0.0.1:{port}/", process, log_path, gradio_temp, tmpdir, downloads, env)
-    try:
-        _wait_until_up(app)
-        yield app
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copyfile(log_path, ARTIFACTS / f"reliability-{name}.log")
+def launch_app(base: Path, model_dir: Path, name: str, **settings: str) -> contextlib.AbstractContextManager[App]:
+    """`tests.app_process.launch_app` for this suite: the app unloads 0.2 s after each request unless
+    `settings` say otherwise, runs TORCH_THREADS OpenMP threads, and its log goes to
+    artifacts/reliability-{name}.log."""
+    return app_process.launch_app(base, model_dir, f"reliability-{name}",
+                                  **{"F5_IDLE_UNLOAD_S": "0.2", "OMP_NUM_THREADS": str(TORCH_THREADS), **settings})
 
 
 def synthesize(client, ref_audio: str | None = None, ref_text: str = REF_TEXT, gen_text: str = GEN_TEXT,
