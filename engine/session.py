@@ -94,7 +94,8 @@ class Engine:
         self._load_attempt = 0
         self._load_error: EngineError | None = None
         self._stopped = False
-        self.counters = {"loads": 0, "unloads": 0, "fallbacks": 0, "served": 0, "failed": 0}
+        # served + failed + refused = every request the engine was given (refused: bad input or busy)
+        self.counters = {"loads": 0, "unloads": 0, "fallbacks": 0, "served": 0, "failed": 0, "refused": 0}
         self._last_error: str | None = None
         self._peak_running = 0
         self._running = 0
@@ -199,13 +200,18 @@ class Engine:
         """
         if nfe_step is None:
             nfe_step = self.config.default_nfe_step
-        options = validate_options(nfe_step, speed, cross_fade, remove_silence, seed)
-        clip = read_reference(ref_audio, self.config.max_ref_seconds)
-        gen = clean_text(gen_text, "text to generate", self.config.max_text_chars)
-        typed_ref = ref_text.strip() if isinstance(ref_text, str) else ""
-        if not typed_ref and not self.config.asr_model:
-            raise InputError(NO_ASR_MESSAGE)
-        ref = clean_text(typed_ref, "reference text", self.config.max_text_chars) if typed_ref else ""
+        try:
+            options = validate_options(nfe_step, speed, cross_fade, remove_silence, seed)
+            clip = read_reference(ref_audio, self.config.max_ref_seconds)
+            gen = clean_text(gen_text, "text to generate", self.config.max_text_chars)
+            typed_ref = ref_text.strip() if isinstance(ref_text, str) else ""
+            if not typed_ref and not self.config.asr_model:
+                raise InputError(NO_ASR_MESSAGE)
+            ref = clean_text(typed_ref, "reference text", self.config.max_text_chars) if typed_ref else ""
+        except InputError:
+            with self._cond:
+                self.counters["refused"] += 1
+            raise
         return self._stream(clip, ref, gen, options, on_progress or (lambda fraction, message: None),
                             fallback_reason, fast_start)
 
@@ -224,6 +230,7 @@ class Engine:
         arrived = time.perf_counter()
         with self._cond:  # every request not yet holding the turn counts, loading or not
             if self._waiting >= self.config.max_queue:
+                self.counters["refused"] += 1
                 raise BusyError(f"The server is busy ({self.config.max_queue} requests waiting). "
                                 "Please try again in a minute.")
             self._waiting += 1
@@ -241,8 +248,10 @@ class Engine:
             raise
         except BaseException as exc:
             with self._cond:
-                self.counters["failed"] += 1
-                if not isinstance(exc, InputError):
+                if isinstance(exc, InputError):  # found once the vocabulary is known: still the input's fault
+                    self.counters["refused"] += 1
+                else:
+                    self.counters["failed"] += 1
                     self._last_error = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
             raise
         finally:

@@ -108,7 +108,8 @@ def status_rows(status: Mapping[str, Any], now: float | None = None) -> list[tup
         rows.append(("Memory", f"{_mb(rss)} (app process)" if rss is not None else "n/a"))
     rows.append(("Idle unload", _idle_text(status, state, now)))
     rows.append(("Requests", f"{status.get('in_flight', 0)} running · {status.get('waiting', 0)} waiting · "
-                             f"{status.get('served', 0)} served"))
+                             f"{status.get('served', 0)} served · {status.get('failed', 0)} failed · "
+                             f"{status.get('refused', 0)} refused"))
     rows.append(("Loads / unloads / fallbacks",
                  f"{status.get('loads', 0)} / {status.get('unloads', 0)} / {status.get('fallbacks', 0)}"))
     rows.append(("Precision", precision_text(status)))

@@ -95,6 +95,8 @@ def test_bad_input_is_refused_with_a_clear_message(make_engine, request_kwargs, 
     with pytest.raises(InputError, match=words):
         engine.synthesize(**{**request_kwargs, **change})
     assert engine.synthesize(**request_kwargs).audio.size > 0  # still healthy
+    status = engine.status()  # counted as refused, not as an engine failure
+    assert (status["refused"], status["failed"], status["served"], status["last_error"]) == (1, 0, 1, None)
 
 
 def _write(path, samples, rate=24000, **kw):
@@ -208,7 +210,8 @@ def test_busy_when_the_line_is_full(make_engine, request_kwargs):
         engine.synthesize(**request_kwargs)
     engine._turn.release()
     t.join(20)
-    assert engine.status()["in_flight"] == 0
+    status = engine.status()
+    assert status["in_flight"] == 0 and (status["served"], status["refused"], status["failed"]) == (1, 1, 0)
 
 
 def test_reference_text_is_punctuated_as_f5_tts_does():
