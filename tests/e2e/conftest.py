@@ -5,6 +5,7 @@ Every e2e module talks to it over HTTP (gradio_client or a browser), like a real
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +22,11 @@ REF_TEXT = "Some call me nature, others call me mother nature."
 GEN_TEXT = "Hello there, this is a short test of the voice studio."
 
 MAX_UPLOAD_MB = 2  # small, so the upload-cap test stays light
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--autoplay-policy=no-user-gesture-required"]
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +48,21 @@ def app_server(smoke_model_dir, tmp_path_factory) -> Iterator[App]:
                     F5_IDLE_UNLOAD_S="600",  # no idle unload during the run: the tests drive load/unload
                     F5_MAX_UPLOAD_MB=str(MAX_UPLOAD_MB)) as app:
         yield app
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium, driven by playwright (a CI without it fails, a desk skips)."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(scope="session")

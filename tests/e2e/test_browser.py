@@ -14,28 +14,10 @@ import pytest
 
 from .conftest import ARTIFACTS, ASSETS, REF_TEXT, REF_WAV
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--autoplay-policy=no-user-gesture-required"]
 GEN_TEXT = ("Welcome to the voice studio. This sentence is spoken by a tiny random model, "
             "so it sounds like noise, but every step of the real pipeline runs.")
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -137,7 +119,8 @@ def test_example_fills_the_form_and_engine_buttons(page):
     page.locator("#unload-btn").click()
     wait_for_text(page.locator("#engine-status"), r"(?i)state\s+unloaded", timeout_ms=60_000)
     page.locator("#load-btn").click()
-    wait_for_text(page.locator("#engine-status"), r"(?i)state\s+ready", timeout_ms=120_000)
+    panel = wait_for_text(page.locator("#engine-status"), r"(?i)state\s+ready", timeout_ms=120_000)
+    assert re.search(r"(?i)precision\s+exact", panel) and page.locator("#fast-mode-banner").count() == 0
     assert page.page_errors == [], page.page_errors
 
 
