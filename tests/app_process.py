@@ -159,3 +159,18 @@ def launch_app(base: Path, model_dir: Path, log_name: str, **env_overrides: str)
         _stop(process)
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copyfile(log_path, ARTIFACTS / f"{log_name}.log")
+
+
+def assert_valid_audio(path: str | Path, min_seconds: float = 0.2):
+    """What the app returns must be a readable 24 kHz mono file, long enough, finite and not silent.
+    Returns the samples (float32)."""
+    import numpy as np
+    import soundfile as sf
+
+    data, rate = sf.read(str(path), dtype="float32", always_2d=False)
+    assert rate == 24000, rate
+    assert data.ndim == 1, data.shape
+    assert len(data) >= min_seconds * rate, len(data) / rate
+    assert np.all(np.isfinite(data))
+    assert float(np.max(np.abs(data))) > 1e-3, "audio is silent"
+    return data

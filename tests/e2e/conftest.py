@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.app_process import ARTIFACTS, ROOT, App, launch_app
+from tests.app_process import ARTIFACTS, ROOT, App, assert_valid_audio, launch_app
 
 ASSETS = ROOT / "assets"
 REF_WAV = ASSETS / "voices" / "voice_male_us.wav"
@@ -105,11 +105,5 @@ def read_audio(path: str) -> tuple[np.ndarray, int]:
 
 
 def assert_valid_speech_audio(path: str, min_seconds: float = 0.5) -> np.ndarray:
-    """A 24 kHz mono WAV that is long enough, finite and not silent."""
-    data, rate = read_audio(path)
-    assert rate == 24000, rate
-    assert data.ndim == 1, data.shape
-    assert len(data) >= min_seconds * rate, len(data) / rate
-    assert np.all(np.isfinite(data))
-    assert float(np.max(np.abs(data))) > 1e-3, "audio is silent"
-    return data
+    """A 24 kHz mono WAV of at least ``min_seconds``, finite and not silent."""
+    return assert_valid_audio(path, min_seconds)

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from tests import app_process
-from tests.app_process import ARTIFACTS, ROOT, App, rss_mb  # noqa: F401 - rss_mb: for the test modules
+from tests.app_process import ARTIFACTS, ROOT, App, assert_valid_audio, rss_mb  # noqa: F401 - for the test modules
 from tests.engine_factory import engine_factory
 
 os.environ.setdefault("WANDB_MODE", "disabled")
@@ -185,19 +185,6 @@ def pytest_terminal_summary(terminalreporter):
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def assert_valid_audio(path: str | Path, min_seconds: float = 0.2) -> np.ndarray:
-    """A readable 24 kHz mono file, long enough, finite and not silent."""
-    import soundfile as sf
-
-    data, rate = sf.read(str(path), dtype="float32", always_2d=False)
-    assert rate == 24000, rate
-    assert data.ndim == 1, data.shape
-    assert len(data) >= min_seconds * rate, len(data) / rate
-    assert np.all(np.isfinite(data))
-    assert float(np.max(np.abs(data))) > 1e-3, "audio is silent"
-    return data
 
 
 def count_files(folder: str | Path) -> int:
