@@ -208,11 +208,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"SNR {snr_db(outputs['upstream'], outputs[base]):.1f} dB")
         if "exact" in outputs and "engine_plain" in outputs:
             print(f"exact vs engine_plain: max abs diff {max_abs_diff(outputs['exact'], outputs['engine_plain']):.3g}")
+        reference = base or ("upstream" if "upstream" in outputs else None)  # the fp32 output to compare with
         for v in ("fast", "fast_cfg"):
-            if v in outputs and base:
-                print(f"{v} vs {base} (fp32): SNR {snr_db(outputs[base], outputs[v]):.1f} dB, "
-                      f"max abs diff {max_abs_diff(outputs[base], outputs[v]):.3g} "
-                      f"(peak |fp32| {float(abs(outputs[base]).max()):.3g}); int8 build {build_s[v]:.1f} s")
+            if v in outputs and reference:
+                print(f"{v} vs {reference} (fp32): SNR {snr_db(outputs[reference], outputs[v]):.1f} dB, "
+                      f"max abs diff {max_abs_diff(outputs[reference], outputs[v]):.3g} "
+                      f"(peak |fp32| {float(abs(outputs[reference]).max()):.3g}); int8 build {build_s[v]:.1f} s")
         if "fast_cfg" in variants:
             print(f"fast_cfg: CFG skipped from flow time {args.cfg_cutoff:g} on")
         if {"fast", "fast_cfg"} & set(variants):

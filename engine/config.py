@@ -31,8 +31,8 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_MAX_TEXT_CHARS": ("2000", "Longest text to generate, in characters."),
     "F5_MAX_REF_SECONDS": ("12", "Reference audio is trimmed to this many seconds (as F5-TTS does)."),
     "F5_ASR_MODEL": ("", "Whisper model id or directory for transcribing an empty reference text; empty = no ASR (ask the user)."),
-    "F5_CPU_FAST_MODE": ("0", "1 = opt-in fast CPU mode: the DiT's attention and feed-forward layers run in int8 when the model is on the CPU (~1.5x faster, audio slightly different; the UI says so). 0 = exact."),
-    "F5_CPU_FAST_CFG_CUTOFF": ("", "With F5_CPU_FAST_MODE=1: flow time (0-1) from which classifier-free guidance is skipped, e.g. 0.4 (~1.85x in all, larger deviation). Empty = never."),
+    "F5_CPU_FAST_MODE": ("0", "1 = opt-in fast CPU mode: the DiT's attention and feed-forward layers run in int8 when the model is on the CPU (1.4-1.5x faster, audio slightly different; the UI says so). 0 = exact."),
+    "F5_CPU_FAST_CFG_CUTOFF": ("", "With F5_CPU_FAST_MODE=1: flow time (0-1) from which classifier-free guidance is skipped, e.g. 0.25 (1.9x in all, larger deviation). Empty = never."),
     "F5_CPU_THREADS": ("0", "torch CPU threads; 0 = the CPUs this process may really use (affinity and cgroup quota)."),
 }
 
