@@ -106,3 +106,37 @@ def test_reload_from_pinned_host_copy_vs_disk(model_dir):
     assert host_s < disk_s
     host.close()
     disk.close()
+
+
+def test_fast_mode_serves_the_cpu_rerun_and_leaves_the_gpu_exact(model_dir):
+    """F5_CPU_FAST_MODE=1 on a GPU engine: GPU requests stay exact; a device-mismatch rerun on the
+    CPU uses the int8 shadow (and says so); the next request is back on the GPU, exact again."""
+    from engine import speed
+
+    if not speed.int8_kernels_available():
+        pytest.skip("no fbgemm int8 kernels in this torch")
+    engine = _engine(model_dir, cpu_fast_mode=True)
+    exact = engine.synthesize(**KW)
+    assert exact.device.startswith("cuda") and exact.fast_mode is False and engine.fast_mode.builds == 0
+    embed = engine._loaded.model.transformer.text_embed
+    left = {"n": 1}
+
+    def fail_once(module, inputs):
+        if left["n"]:
+            left["n"] -= 1
+            raise RuntimeError("Expected all tensors to be on the same device, but found at least two devices, "
+                               "cpu and cuda:0! (when checking argument for argument index in method "
+                               "wrapper_CUDA__index_select)")
+
+    handle = embed.register_forward_pre_hook(fail_once)
+    try:
+        rerun = engine.synthesize(**KW)
+    finally:
+        handle.remove()
+    assert rerun.fell_back and rerun.device == "cpu" and rerun.fast_mode is True
+    assert rerun.notices[0].startswith("The accelerator") and speed.FAST_MODE_NOTICE in rerun.notices
+    again = engine.synthesize(**KW)
+    assert again.device.startswith("cuda") and again.fast_mode is False
+    assert engine.fast_mode._shadow is None  # dropped when the model went back to the GPU
+    assert stray_tensors(engine._loaded.model, engine._placed_on) == []
+    engine.close()
