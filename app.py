@@ -124,11 +124,7 @@ def _seed(value: Any) -> Any:
 
 def _jsonable(status: dict[str, Any]) -> dict[str, Any]:
     """The status as plain JSON, with server paths cut from its free-text fields."""
-    public = json.loads(json.dumps(status, default=str))
-    for key in ("last_error", "model"):
-        if isinstance(public.get(key), str):
-            public[key] = ui_format.public_text(public[key])
-    return public
+    return ui_format.public_status(json.loads(json.dumps(status, default=str)))
 
 
 def _engine_synthesize(**kwargs):
@@ -247,7 +243,7 @@ def unload_now() -> dict[str, Any]:
 def status_panel() -> str:
     """The engine panel's HTML; never raises (the timer calls it every 2 s)."""
     try:
-        return ui_format.status_html(get_engine().status())
+        return ui_format.status_html(ui_format.public_status(get_engine().status()))
     except Exception as error:
         log.exception("reading the engine status failed")
         return ui_format.status_error_html(f"Status unavailable: {type(error).__name__}")

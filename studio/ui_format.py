@@ -19,11 +19,24 @@ CPU_FALLBACK_NOTICE = "The accelerator failed, so this clip was made on the CPU 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~/])/(?:[^\s/'\"`,;:()]+/)+([^\s/'\"`,;:()]+)")
 
 
+#: The status fields that carry free text (and so may carry server paths).
+_STATUS_TEXT_FIELDS = ("last_error", "model")
+
+
 def public_text(message: str) -> str:
     """``message`` with server paths cut to their last part ('/srv/models/x/model.pt' -> '…/model.pt').
 
     What the page and the API show; the log keeps the full text for the operator."""
     return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), message)
+
+
+def public_status(status: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``engine.status()`` fit to show: :func:`public_text` applied to its free-text fields."""
+    public = dict(status)
+    for key in _STATUS_TEXT_FIELDS:
+        if isinstance(public.get(key), str):
+            public[key] = public_text(public[key])
+    return public
 
 
 def to_int16(audio: np.ndarray) -> np.ndarray:
@@ -114,8 +127,8 @@ def status_rows(status: Mapping[str, Any], now: float | None = None) -> list[tup
                  f"{status.get('loads', 0)} / {status.get('unloads', 0)} / {status.get('fallbacks', 0)}"))
     rows.append(("Precision", precision_text(status)))
     if status.get("model"):
-        rows.append(("Model", public_text(str(status["model"]))))
-    rows.append(("Last error", public_text(str(status.get("last_error") or "none"))))
+        rows.append(("Model", str(status["model"])))
+    rows.append(("Last error", str(status.get("last_error") or "none")))
     return rows
 
 
