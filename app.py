@@ -289,8 +289,9 @@ def build_demo() -> gr.Blocks:
 
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.HTML(HEADER)
-        if engine.config.cpu_fast_mode:  # opt-in and never silent: said above the form and on every result
-            gr.HTML(ui_format.fast_mode_banner(True, engine.config.cpu_fast_cfg_cutoff))
+        banner = ui_format.fast_mode_banner(engine.config.cpu_fast_mode, engine.config.cpu_fast_cfg_cutoff)
+        if banner:  # the opt-in fast mode is never silent: said above the form and on every result
+            gr.HTML(banner)
         with gr.Tabs():
             with gr.Tab("Voice clone", id="clone"):
                 with gr.Row(equal_height=False):

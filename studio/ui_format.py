@@ -13,6 +13,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+EXACT_PRECISION = "exact (full precision)"  # the Precision card when the fast mode is off
 CPU_FALLBACK_NOTICE = "The accelerator failed, so this clip was made on the CPU fallback (slower, same voice)."
 
 
@@ -136,7 +137,7 @@ def precision_text(status: Mapping[str, Any]) -> str:
     """The 'Precision' card: exact, or the opt-in CPU fast mode and whether it applies right now."""
     fast = status.get("fast_mode") or {}
     if not fast.get("enabled"):
-        return "exact (full precision)"
+        return EXACT_PRECISION
     text = "CPU fast mode (int8)"
     cutoff = fast.get("cfg_cutoff")
     if cutoff is not None:
@@ -180,7 +181,7 @@ def status_html(status: Mapping[str, Any], now: float | None = None) -> str:
         css = f" state-{state}" if label == "State" else ""
         if label == "Last error" and value != "none":
             css = " has-error"
-        if label == "Precision" and value != "exact (full precision)":
+        if label == "Precision" and value != EXACT_PRECISION:
             css = " fast-mode"
         cards.append(
             f'<div class="status-card{css}"><span class="status-label">{html.escape(label)}</span>'
