@@ -104,35 +104,11 @@ def log(message: str) -> None:
 
 def write_model_dir(directory: str | Path, arch: dict[str, Any], vocos_config: dict[str, Any] | None = None,
                     seed: int = 0) -> Path:
-    """A model directory like ``python -m engine.smoke_model`` writes, for any DiT architecture.
+    """A model directory as ``python -m engine.smoke_model`` writes it, for any DiT architecture
+    (random weights; a full-size ``arch`` has exactly the real model's compute)."""
+    from engine.smoke_model import write_model_dir as write_smoke
 
-    Random weights (zeroed AdaLN / output projections re-randomised, as the smoke model does), so
-    a full-size ``arch`` has exactly the real model's compute.
-    """
-    import shutil
-
-    import yaml
-    from safetensors.torch import save_file
-    from vocos import Vocos
-
-    from engine.loader import build_model, read_vocab
-    from engine.smoke_model import TINY_VOCOS_CONFIG, _rerandomise_zeroed_projections
-
-    directory = Path(directory)
-    (directory / "vocoder").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(package_files("f5_tts").joinpath("infer/examples/vocab.txt"), directory / "vocab.txt")
-    vocab = read_vocab(directory / "vocab.txt")
-    torch.manual_seed(seed)
-    model = build_model(arch, vocab)
-    _rerandomise_zeroed_projections(model)
-    save_file({"ema_model." + k: v.contiguous() for k, v in model.state_dict().items()},
-              str(directory / "model.safetensors"))
-    del model
-    (directory / "model.yaml").write_text(yaml.safe_dump({"arch": arch}, sort_keys=False), encoding="utf-8")
-    config_path = directory / "vocoder" / "config.yaml"
-    config_path.write_text(yaml.safe_dump(vocos_config or TINY_VOCOS_CONFIG, sort_keys=False), encoding="utf-8")
-    torch.save(Vocos.from_hparams(str(config_path)).state_dict(), directory / "vocoder" / "pytorch_model.bin")
-    return directory
+    return write_smoke(directory, seed=seed, arch=arch, vocos_config=vocos_config)
 
 
 def write_full_model_dir(directory: str | Path, seed: int = 0) -> Path:

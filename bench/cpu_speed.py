@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine import speed
     from engine.config import EngineConfig
-    from engine.loader import HOP_LENGTH
+    from engine.loader import HOP_LENGTH, LoadedModel
     from engine.model_source import F5TTS_V1_BASE_ARCH
     from engine.session import Engine
     from engine.smoke_model import TINY_ARCH
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         engine.load()
         log(f"engine loaded in {time.perf_counter() - t0:.1f} s")
-        model = engine._loaded.model  # the engine's (host master) model object
+        model = engine.inspect().model  # the engine's (host master) model object
 
         upstream = None
         if "upstream" in variants:
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # The fast variants are engines configured as a deployment would be (F5_CPU_FAST_MODE=1,
         # F5_CPU_FAST_CFG_CUTOFF), sharing the already loaded model through an injected loader.
-        shared = engine._loaded
+        view = engine.inspect()
+        shared = LoadedModel(model=view.model, vocoder=view.vocoder, vocab=view.vocab, origin=view.origin)
         fast_engines: dict[str, Engine] = {}
         shadows: dict[str, torch.nn.Module] = {}
         build_s: dict[str, float] = {}

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         config = EngineConfig(model_dir=model_dir, device="cpu", idle_unload_s=-1)
         engine = Engine(config, start_reaper=False)
         engine.load()
-        model, vocoder = engine._loaded.model, engine._loaded.vocoder  # the loader's objects
+        model, vocoder = engine.inspect().model, engine.inspect().vocoder  # the loader's objects
 
         def run_engine():
             return engine.synthesize(ref_audio=REF_WAV, ref_text=REF_TEXT, gen_text=GEN_TEXT,

@@ -8,7 +8,7 @@ Streams f5_tts's reference clip + a text that f5_tts's chunking splits into 6 ch
 
   baseline  ``synthesize_stream(..., fast_start=False)``: f5_tts's chunks as they are
   split     ``synthesize_stream(...)`` as the app calls it: the first chunk split at its first clause
-            (engine.speed.first_chunk_split)
+            (engine.text_input.first_chunk_split)
 
 Tiny model: both run to the end each round (interleaved); medians of TTFA/total per run.
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     nfe = args.nfe or (4 if args.full else 8)
 
-    from engine import speed
+    from engine.text_input import first_chunk_split
     from engine.audio_input import read_reference
     from engine.config import EngineConfig
     from engine.session import Engine
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine_summary()}")
     clip = read_reference(REF_WAV, 12.0)
     base_chunks = chunk_text(SIX_CHUNK_TEXT, REF_TEXT, clip.seconds, 1.0)
-    split_chunks = speed.first_chunk_split(base_chunks)
+    split_chunks = first_chunk_split(base_chunks)
     print(f"text: {len(SIX_CHUNK_TEXT)} characters, {len(base_chunks)} chunks "
           f"({', '.join(str(len(c)) for c in base_chunks)} characters)")
     print(f"first chunk split: {split_chunks[0]!r} | {split_chunks[1][:40]!r}...")

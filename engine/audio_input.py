@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import InputError
+from engine.status import Notice, NoticeKind
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class ReferenceClip:
     samples: np.ndarray  # 1-D float32 in [-1, 1]
     sample_rate: int
     original_seconds: float
-    notices: tuple[str, ...] = ()
+    notices: tuple[Notice, ...] = ()
 
     @property
     def seconds(self) -> float:
@@ -65,13 +66,14 @@ def read_reference(path: str | Path | None, max_seconds: float) -> ReferenceClip
         raise InputError("The reference audio is silent. Please upload a clip where the voice can be heard.")
     if peak > 1.0:
         mono = mono / peak
-    notices: list[str] = []
+    notices: list[Notice] = []
     mono = _trim_edges(mono, rate)
     if len(mono) / rate < MIN_SECONDS:
         raise InputError(f"The reference audio has less than {MIN_SECONDS:g} s of sound. Please use a 3-12 s clip.")
     if len(mono) / rate > max_seconds:
         mono = _clip_at_pause(mono, rate, max_seconds)
-        notices.append(f"Reference audio was trimmed from {original:.1f} s to {len(mono) / rate:.1f} s.")
+        notices.append(Notice(NoticeKind.REFERENCE_TRIMMED,
+                              f"Reference audio was trimmed from {original:.1f} s to {len(mono) / rate:.1f} s."))
     mono = np.concatenate([mono, np.zeros(int(TAIL_SILENCE_S * rate), dtype=np.float32)])
     return ReferenceClip(samples=mono, sample_rate=int(rate), original_seconds=original, notices=tuple(notices))
 

@@ -127,7 +127,15 @@ def load_vocoder(config_path: Path, weights_path: Path) -> nn.Module:
 
 
 def load_from_files(files: ModelFiles) -> LoadedModel:
-    """Build and load the model and vocoder on the CPU in float32."""
+    """Build and load the model and vocoder on the CPU in float32. Errors name the files relative
+    to the model directory (``vocoder/pytorch_model.bin``)."""
+    try:
+        return _load(files)
+    except ModelUnavailableError as exc:
+        raise ModelUnavailableError(files.shown(str(exc))) from None
+
+
+def _load(files: ModelFiles) -> LoadedModel:
     vocab = read_vocab(files.vocab)
     try:
         model = build_model(files.arch, vocab)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,14 @@ class ModelFiles:
     vocoder_config: Path
     vocoder_weights: Path
     origin: str
+    root: Path | None = None  # the model directory, when the files come from one
+
+    def shown(self, message: str) -> str:
+        """``message`` with paths inside the model directory written relative to it
+        (``vocoder/config.yaml``), as users should see them."""
+        if self.root is None:
+            return message
+        return message.replace(f"{self.root}{os.sep}", "")
 
 
 def read_model_dir(directory: Path) -> ModelFiles:
@@ -58,7 +67,7 @@ def read_model_dir(directory: Path) -> ModelFiles:
         "vocoder_config": directory / "vocoder" / "config.yaml",
         "vocoder_weights": directory / "vocoder" / "pytorch_model.bin",
     }
-    missing = [str(p) for p in files.values() if not p.is_file()]
+    missing = [str(p.relative_to(directory)) for p in files.values() if not p.is_file()]
     if missing:
         raise ModelUnavailableError(
             f"Model directory {directory} is incomplete: missing {', '.join(missing)}. "
@@ -71,6 +80,7 @@ def read_model_dir(directory: Path) -> ModelFiles:
         vocoder_config=files["vocoder_config"],
         vocoder_weights=files["vocoder_weights"],
         origin=f"model directory {directory}",
+        root=directory,
     )
 
 

@@ -1,5 +1,5 @@
-"""Synthesis settings: their allowed ranges (one table, shared by the engine, the UI and the API)
-and validation with messages a user can act on."""
+"""Synthesis settings: their defaults and allowed ranges (the one source the engine, the UI, the
+APIs and the docs use) and validation with messages a user can act on."""
 
 from __future__ import annotations
 
@@ -9,14 +9,29 @@ import secrets
 
 from engine.errors import InputError
 
-#: name -> (min, max). The UI sliders use the same bounds.
+#: name -> (min, max). The UI sliders and the API checks use the same bounds.
 LIMITS: dict[str, tuple[float, float]] = {
     "nfe_step": (4, 64),
     "speed": (0.3, 2.0),
     "cross_fade": (0.0, 1.0),
     "seed": (0, 2**31 - 1),
+    "duration_s": (0.3, 60.0),
 }
-DEFAULTS = {"nfe_step": 32, "speed": 1.0, "cross_fade": 0.15, "remove_silence": False}
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestDefaults:
+    """What a request gets for a setting it does not give. ``nfe_step`` is the built-in default;
+    a deployment changes it with ``F5_DEFAULT_NFE`` (``EngineConfig.default_nfe_step``)."""
+
+    nfe_step: int = 32
+    speed: float = 1.0
+    cross_fade: float = 0.15
+    remove_silence: bool = False
+    seed: int = -1  # front-ends: -1 = a random seed (None to the engine); the seed used comes back
+
+
+DEFAULTS = RequestDefaults()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +43,7 @@ class Options:
     cross_fade: float
     remove_silence: bool
     seed: int
+    duration_s: float | None = None  # wanted length of the generated speech; None: from the text and speed
 
 
 def _show(bound: float) -> str:
@@ -51,8 +67,9 @@ def _number(name: str, label: str, value: object, integer: bool) -> float:
 
 
 def validate_options(nfe_step: object, speed: object, cross_fade: object, remove_silence: object,
-                     seed: object) -> Options:
-    """Check every setting against ``LIMITS``; ``seed=None`` draws a random seed."""
+                     seed: object, duration_s: object = None) -> Options:
+    """Check every setting against ``LIMITS``; ``seed=None`` draws a random seed (front-ends map
+    their ``-1`` to None)."""
     if seed is None:
         seed_value = secrets.randbelow(int(LIMITS["seed"][1]) + 1)
     else:
@@ -63,4 +80,5 @@ def validate_options(nfe_step: object, speed: object, cross_fade: object, remove
         cross_fade=_number("cross_fade", "Cross-fade", cross_fade, integer=False),
         remove_silence=bool(remove_silence),
         seed=seed_value,
+        duration_s=None if duration_s is None else _number("duration_s", "Duration", duration_s, integer=False),
     )

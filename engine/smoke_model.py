@@ -16,6 +16,7 @@ import shutil
 import sys
 from importlib.resources import files as package_files
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -25,7 +26,8 @@ from engine.loader import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE, build_model, r
 
 log = logging.getLogger(__name__)
 
-#: The tiny DiT (STACK.md): ~190k parameters with f5_tts's own vocabulary.
+#: The tiny DiT: the real architecture with small dims, ~190k parameters with f5_tts's own vocabulary
+#: (loads in ~0.02 s and speaks ten words in ~0.2 s at NFE 8 on a 2-core CPU).
 TINY_ARCH = {"dim": 64, "depth": 2, "heads": 2, "dim_head": 32, "ff_mult": 2, "text_dim": 32,
              "text_mask_padding": True, "qk_norm": None, "conv_layers": 1, "pe_attn_head": None}
 
@@ -40,7 +42,7 @@ TINY_VOCOS_CONFIG = {
 }
 
 
-def _rerandomise_zeroed_projections(model: torch.nn.Module, std: float = 0.02) -> None:
+def rerandomise_zeroed_projections(model: torch.nn.Module, std: float = 0.02) -> None:
     """DiT.initialize_weights zeroes AdaLN and output projections (the flow is then exactly 0 and
     the audio silent); give them small random values so the output is non-trivial."""
     with torch.no_grad():
@@ -49,8 +51,12 @@ def _rerandomise_zeroed_projections(model: torch.nn.Module, std: float = 0.02) -
                 param.normal_(0.0, std)
 
 
-def write_model_dir(directory: str | Path, seed: int = 0) -> Path:
-    """Create ``directory`` with model.safetensors, vocab.txt, model.yaml and vocoder/ (tiny, random)."""
+def write_model_dir(directory: str | Path, seed: int = 0, arch: dict[str, Any] | None = None,
+                    vocos_config: dict[str, Any] | None = None) -> Path:
+    """Create ``directory`` with model.safetensors, vocab.txt, model.yaml and vocoder/, random weights.
+
+    ``arch`` is the DiT architecture (default :data:`TINY_ARCH`; F5TTS_v1_Base's gives the real
+    model's compute) and ``vocos_config`` the vocoder's (default :data:`TINY_VOCOS_CONFIG`)."""
     from safetensors.torch import save_file
     from vocos import Vocos
 
@@ -60,15 +66,17 @@ def write_model_dir(directory: str | Path, seed: int = 0) -> Path:
     shutil.copyfile(vocab_src, directory / "vocab.txt")
     vocab = read_vocab(directory / "vocab.txt")
 
+    arch = dict(arch or TINY_ARCH)
     torch.manual_seed(seed)
-    model = build_model(TINY_ARCH, vocab)
-    _rerandomise_zeroed_projections(model)
+    model = build_model(arch, vocab)
+    rerandomise_zeroed_projections(model)
     state = {"ema_model." + k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(directory / "model.safetensors"))
-    (directory / "model.yaml").write_text(yaml.safe_dump({"arch": TINY_ARCH}, sort_keys=False), encoding="utf-8")
+    del model, state  # a full-size model is 1.3 GB
+    (directory / "model.yaml").write_text(yaml.safe_dump({"arch": arch}, sort_keys=False), encoding="utf-8")
 
     config_path = directory / "vocoder" / "config.yaml"
-    config_path.write_text(yaml.safe_dump(TINY_VOCOS_CONFIG, sort_keys=False), encoding="utf-8")
+    config_path.write_text(yaml.safe_dump(vocos_config or TINY_VOCOS_CONFIG, sort_keys=False), encoding="utf-8")
     vocoder = Vocos.from_hparams(str(config_path))
     torch.save(vocoder.state_dict(), directory / "vocoder" / "pytorch_model.bin")
     log.info("wrote tiny model directory %s", directory)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import enum
 
 
-class EngineState(enum.Enum):
-    """Where the model is in its lifecycle."""
+class EngineState(str, enum.Enum):
+    """Where the model is in its lifecycle (a ``str`` enum: ``EngineState.READY == "ready"``)."""
 
     UNLOADED = "unloaded"  # no model on the device (a host copy may be kept)
     LOADING = "loading"  # one thread is loading; others wait for it (single flight)

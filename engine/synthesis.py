@@ -39,6 +39,16 @@ class SynthesisPlan:
     cross_fade: float
     remove_silence: bool
     seed: int
+    duration_s: float | None = None  # wanted length of the generated speech, shared by the chunks
+
+    def gen_frames(self, index: int) -> int | None:
+        """Mel frames to generate for chunk ``index`` when a duration is wanted (split between
+        the chunks by their length in UTF-8 bytes, as f5_tts sizes durations), else None."""
+        if self.duration_s is None:
+            return None
+        sizes = [len(text.encode("utf-8")) for text in self.batches]
+        total_frames = self.duration_s * SAMPLE_RATE / HOP_LENGTH
+        return max(1, int(round(total_frames * sizes[index] / sum(sizes))))
 
 
 def prepare_reference(clip: ReferenceClip, device: torch.device) -> tuple[torch.Tensor, float]:
@@ -55,15 +65,22 @@ def prepare_reference(clip: ReferenceClip, device: torch.device) -> tuple[torch.
 
 
 def generate_chunk(model: torch.nn.Module, vocoder: torch.nn.Module, audio: torch.Tensor, rms: float,
-                   ref_text: str, gen_text: str, nfe_step: int, speed: float) -> tuple[np.ndarray, np.ndarray]:
-    """Sample one chunk and vocode it; the DiT text cache is cleared whatever happens."""
+                   ref_text: str, gen_text: str, nfe_step: int, speed: float,
+                   gen_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sample one chunk and vocode it; the DiT text cache is cleared whatever happens.
+
+    ``gen_frames`` fixes the number of generated mel frames (a wanted duration); None sizes it
+    from the text and ``speed`` as f5_tts does."""
     from f5_tts.model.utils import convert_char_to_pinyin
 
     local_speed = 0.3 if len(gen_text.encode("utf-8")) < 10 else speed
     text_list = convert_char_to_pinyin([ref_text + gen_text])
     ref_audio_len = audio.shape[-1] // HOP_LENGTH
-    duration = ref_audio_len + int(ref_audio_len / len(ref_text.encode("utf-8"))
-                                   * len(gen_text.encode("utf-8")) / local_speed)
+    if gen_frames is None:
+        duration = ref_audio_len + int(ref_audio_len / len(ref_text.encode("utf-8"))
+                                       * len(gen_text.encode("utf-8")) / local_speed)
+    else:
+        duration = ref_audio_len + gen_frames
     transformer = model.transformer
     try:
         with torch.inference_mode():

@@ -1,4 +1,5 @@
-"""Text to speak and reference transcripts: clean, check against the vocabulary, chunk.
+"""Text to speak and reference transcripts: clean, check against the vocabulary, chunk (and split
+the first chunk early for streaming).
 
 The model maps a character it does not know to the padding token, which makes it mumble. We
 remove such characters up front and say so; text with nothing speakable left is refused.
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Iterable
 
 from engine.errors import InputError
+from engine.status import Notice, NoticeKind
 
 _WHITESPACE = re.compile(r"\s+")
 
@@ -34,7 +37,7 @@ def clean_text(text: str | None, what: str, max_chars: int) -> str:
     return text
 
 
-def drop_unsupported(text: str, vocab: dict[str, int], what: str) -> tuple[str, tuple[str, ...]]:
+def drop_unsupported(text: str, vocab: dict[str, int], what: str) -> tuple[str, tuple[Notice, ...]]:
     """Remove characters the model's vocabulary lacks; return the text and user-facing notices."""
     from f5_tts.model.utils import convert_char_to_pinyin
 
@@ -54,10 +57,11 @@ def drop_unsupported(text: str, vocab: dict[str, int], what: str) -> tuple[str, 
             + (f" (unsupported: {sample})" if sample else "")
             + ". Please use letters or words in a supported language."
         )
-    notices: tuple[str, ...] = ()
+    notices: tuple[Notice, ...] = ()
     if unsupported:
         distinct = "".join(dict.fromkeys(unsupported))
-        notices = (f"Removed {len(unsupported)} unsupported character(s) from the {what}: {distinct[:20]}",)
+        notices = (Notice(NoticeKind.TEXT_CLEANED,
+                          f"Removed {len(unsupported)} unsupported character(s) from the {what}: {distinct[:20]}"),)
     return cleaned, notices
 
 
@@ -79,3 +83,39 @@ def chunk_text(gen_text: str, ref_text: str, ref_seconds: float, speed: float) -
 
     max_chars = int(len(ref_text.encode("utf-8")) / ref_seconds * (22 - ref_seconds) * speed)
     return f5_chunk_text(gen_text, max_chars=max(max_chars, 1))
+
+
+_CLAUSE_END = re.compile(r"(?<=[,;:.!?])\s+|(?<=[\u3002\uff0c\uff1b\uff1a\uff01\uff1f])\s*")
+
+
+def first_chunk_split(batches: Iterable[str], min_chars: int = 24, target_chars: int = 60,
+                      max_fraction: float = 0.6) -> tuple[str, ...]:
+    """Split the first text chunk at a clause boundary so the first audio arrives early.
+
+    f5_tts sizes chunks to fill ~22 s of audio with the reference; the first sound then waits for
+    the whole first chunk. This cuts the first chunk after the first clause (``,;:.!?`` and CJK
+    forms followed by a space) whose end lies between ``min_chars`` and ``target_chars``
+    characters (the last such), or else at the clause end nearest to ``target_chars`` within
+    ``max_fraction`` of the chunk. Cutting only at punctuation keeps the seam where speech pauses
+    anyway (the chunks are cross-faded as usual). ASCII punctuation counts only when a space
+    follows (not "3.5" or "e.g.x"); CJK punctuation always. Short first chunks, and chunks
+    without such a boundary, are left alone. Never leaves a piece under 10 UTF-8 bytes (f5_tts
+    slows such chunks down).
+    """
+    batches = tuple(batches)
+    if not batches:
+        return batches
+    first = batches[0]
+    limit = int(len(first) * max_fraction)
+    if len(first) < 2 * min_chars or limit < min_chars:
+        return batches
+    ends = [m.start() for m in _CLAUSE_END.finditer(first)]
+    candidates = [e for e in ends if min_chars <= e <= limit]
+    if not candidates:
+        return batches
+    within = [e for e in candidates if e <= target_chars]
+    cut = max(within) if within else min(candidates, key=lambda e: abs(e - target_chars))
+    head, tail = first[:cut].strip(), first[cut:].strip()
+    if len(head.encode("utf-8")) < 10 or len(tail.encode("utf-8")) < 10:
+        return batches
+    return (head, tail, *batches[1:])

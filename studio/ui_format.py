@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import math
 import re
 import time
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
+
+from engine.speed.fast_mode import FAST_MODE_LABEL
+from engine.status import EngineStatus, Notice, NoticeKind
 
 log = logging.getLogger(__name__)
 
 EXACT_PRECISION = "exact (full precision)"  # the Precision card when the fast mode is off
-CPU_FALLBACK_NOTICE = "The accelerator failed, so this clip was made on the CPU fallback (slower, same voice)."
+CPU_FALLBACK_NOTICE = Notice(NoticeKind.CPU_FALLBACK,
+                             "The accelerator failed, so this clip was made on the CPU fallback (slower, same voice).")
 
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~/])/(?:[^\s/'\"`,;:()]+/)+([^\s/'\"`,;:()]+)")
@@ -31,13 +36,12 @@ def public_text(message: str) -> str:
     return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), message)
 
 
-def public_status(status: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``engine.status()`` fit to show: :func:`public_text` applied to its free-text fields."""
-    public = dict(status)
-    for key in _STATUS_TEXT_FIELDS:
-        if isinstance(public.get(key), str):
-            public[key] = public_text(public[key])
-    return public
+def public_status(status: EngineStatus) -> EngineStatus:
+    """``status`` fit to show (on the page or through an API): :func:`public_text` applied to its
+    free-text fields."""
+    cut = {key: public_text(getattr(status, key)) for key in _STATUS_TEXT_FIELDS
+           if isinstance(getattr(status, key), str)}
+    return dataclasses.replace(status, **cut)
 
 
 def to_int16(audio: np.ndarray) -> np.ndarray:
@@ -61,10 +65,10 @@ def format_seconds(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def result_notices(result: Any) -> list[str]:
-    """The result's user-facing notices, with a CPU-fallback line when it fell back and none says so."""
-    notices = [str(n) for n in (getattr(result, "notices", ()) or ()) if str(n).strip()]
-    if getattr(result, "fell_back", False) and not any("cpu" in n.lower() for n in notices):
+def result_notices(result: Any) -> list[Notice]:
+    """The result's user-facing notices, with a CPU-fallback one when it fell back and none says so."""
+    notices = [Notice.from_any(n) for n in (getattr(result, "notices", ()) or ()) if str(n).strip()]
+    if getattr(result, "fell_back", False) and not any(n.kind is NoticeKind.CPU_FALLBACK for n in notices):
         notices.insert(0, CPU_FALLBACK_NOTICE)
     return notices
 
@@ -74,7 +78,7 @@ def format_details(result: Any) -> str:
     parts = [
         f"Seed **{result.seed}**",
         f"ran on **{result.device}**" + (" (CPU fallback)" if result.fell_back else "")
-        + (" in **CPU fast mode (int8)**" if getattr(result, "fast_mode", False) else ""),
+        + (f" in **{FAST_MODE_LABEL}**" if getattr(result, "fast_mode", False) else ""),
         f"{format_seconds(result.elapsed_s)} for {format_seconds(result.duration_s)} of audio",
         f"real-time factor **{result.rtf:.2f}**" if math.isfinite(result.rtf) else "real-time factor n/a",
         f"{result.chunks} chunk{'s' if result.chunks != 1 else ''}",
@@ -106,43 +110,38 @@ def process_rss_mb() -> float | None:
         return None
 
 
-def status_rows(status: Mapping[str, Any], now: float | None = None) -> list[tuple[str, str]]:
-    """(label, value) pairs for the engine panel, from ``engine.status()``."""
+def status_rows(status: EngineStatus, now: float | None = None) -> list[tuple[str, str]]:
+    """(label, value) pairs for the engine panel."""
     now = time.time() if now is None else now
-    state = str(status.get("state", "unknown"))
+    state = str(status.state)
     rows: list[tuple[str, str]] = [("State", state)]
-    device = status.get("device") or "n/a"
-    dtype = status.get("dtype")
-    rows.append(("Device", f"{device} ({dtype})" if dtype else str(device)))
-    if status.get("memory_allocated_mb") is not None or status.get("memory_reserved_mb") is not None:
-        rows.append(("GPU memory", f"{_mb(status.get('memory_allocated_mb'))} allocated / "
-                                   f"{_mb(status.get('memory_reserved_mb'))} reserved"))
+    rows.append(("Device", f"{status.device} ({status.dtype})" if status.dtype else str(status.device)))
+    if status.memory is not None:
+        rows.append(("GPU memory", f"{_mb(status.memory.allocated_mb)} allocated / "
+                                   f"{_mb(status.memory.reserved_mb)} reserved"))
     else:
         rss = process_rss_mb()
         rows.append(("Memory", f"{_mb(rss)} (app process)" if rss is not None else "n/a"))
-    rows.append(("Idle unload", _idle_text(status, state, now)))
-    rows.append(("Requests", f"{status.get('in_flight', 0)} running · {status.get('waiting', 0)} waiting · "
-                             f"{status.get('served', 0)} served · {status.get('failed', 0)} failed · "
-                             f"{status.get('refused', 0)} refused"))
-    rows.append(("Loads / unloads / fallbacks",
-                 f"{status.get('loads', 0)} / {status.get('unloads', 0)} / {status.get('fallbacks', 0)}"))
+    rows.append(("Idle unload", _idle_text(status, now)))
+    rows.append(("Requests", f"{status.in_flight} running · {status.waiting} waiting · "
+                             f"{status.served} served · {status.failed} failed · {status.refused} refused"))
+    rows.append(("Loads / unloads / fallbacks", f"{status.loads} / {status.unloads} / {status.fallbacks}"))
     rows.append(("Precision", precision_text(status)))
-    if status.get("model"):
-        rows.append(("Model", str(status["model"])))
-    rows.append(("Last error", str(status.get("last_error") or "none")))
+    if status.model:
+        rows.append(("Model", str(status.model)))
+    rows.append(("Last error", str(status.last_error or "none")))
     return rows
 
 
-def precision_text(status: Mapping[str, Any]) -> str:
+def precision_text(status: EngineStatus) -> str:
     """The 'Precision' card: exact, or the opt-in CPU fast mode and whether it applies right now."""
-    fast = status.get("fast_mode") or {}
-    if not fast.get("enabled"):
+    fast = status.fast_mode
+    if not fast.enabled:
         return EXACT_PRECISION
-    text = "CPU fast mode (int8)"
-    cutoff = fast.get("cfg_cutoff")
-    if cutoff is not None:
-        text += f", guidance off after t={float(cutoff):g}"
-    return text + (" · active" if fast.get("active") else " · when on the CPU")
+    text = FAST_MODE_LABEL
+    if fast.cfg_cutoff is not None:
+        text += f", guidance off after t={float(fast.cfg_cutoff):g}"
+    return text + (" · active" if fast.active else " · when on the CPU")
 
 
 def fast_mode_banner(enabled: bool, cfg_cutoff: float | None = None) -> str:
@@ -156,26 +155,21 @@ def fast_mode_banner(enabled: bool, cfg_cutoff: float | None = None) -> str:
             f"from full precision.{html.escape(extra)} Set <code>F5_CPU_FAST_MODE=0</code> for exact output.</div>")
 
 
-def _idle_text(status: Mapping[str, Any], state: str, now: float) -> str:
-    idle = status.get("idle_unload_s")
-    expires_at = status.get("expires_at")
-    if isinstance(idle, (int, float)) and idle < 0:
+def _idle_text(status: EngineStatus, now: float) -> str:
+    if status.idle_unload_s < 0:
         return "never (kept loaded)"
-    if state != "ready":
-        return "not loaded" if state in ("unloaded", "failed") else state
-    if expires_at is None:
-        if status.get("in_flight") or status.get("waiting"):
+    if status.state != "ready":
+        return "not loaded" if status.state in ("unloaded", "failed") else str(status.state)
+    if status.expires_at is None:
+        if status.in_flight or status.waiting:
             return "busy (timer starts when idle)"
         return "n/a"
-    try:
-        return "in " + format_seconds(max(0.0, float(expires_at) - now))
-    except (TypeError, ValueError):
-        return "n/a"
+    return "in " + format_seconds(max(0.0, float(status.expires_at) - now))
 
 
-def status_html(status: Mapping[str, Any], now: float | None = None) -> str:
+def status_html(status: EngineStatus, now: float | None = None) -> str:
     """The engine panel as small HTML cards (wraps on a phone)."""
-    state = html.escape(str(status.get("state", "unknown")))
+    state = html.escape(str(status.state))
     cards = []
     for label, value in status_rows(status, now):
         css = f" state-{state}" if label == "State" else ""

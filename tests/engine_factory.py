@@ -8,7 +8,7 @@
             yield factory
 
 Each suite chooses only what it tests differently: the default model directory and, optionally, the
-loader (engine_tests counts its calls; reliability uses the Engine's own default loader).
+loader (tests/engine counts its calls; reliability uses the Engine's own default loader).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ def engine_factory(model_dir: Path, make_loader: Callable[[Path], Callable[[], A
     """Yield `factory(directory=None, idle_unload_s=300.0, start_reaper=False, **config) -> Engine`, and close
     every engine it made on exit.
 
-    Each engine runs on the CPU with its own FakeClock (as `engine.fake_clock`) on `directory` (default
+    Each engine runs on the CPU with its own FakeClock (passed in: `engine.clock`) on `directory` (default
     `model_dir`); `**config` goes to EngineConfig. With `make_loader`, the engine loads with
-    `make_loader(directory)` (kept as `engine.test_loader`); without it, with the Engine's default loader.
+    `make_loader(directory)` (passed in: `engine.loader`); without it, with the Engine's default loader.
     """
     from engine.clock import FakeClock
     from engine.config import EngineConfig
@@ -41,9 +41,6 @@ def engine_factory(model_dir: Path, make_loader: Callable[[Path], Callable[[], A
         loader = make_loader(folder) if make_loader is not None else None
         cfg = EngineConfig(model_dir=folder, device="cpu", idle_unload_s=idle_unload_s, **config)
         engine = Engine(cfg, clock=clock, loader=loader, start_reaper=start_reaper)
-        engine.fake_clock = clock
-        if loader is not None:
-            engine.test_loader = loader
         made.append(engine)
         return engine
 

@@ -3,6 +3,7 @@ formatting. Fast; complements the end-to-end tests that run the real app on the 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import threading
@@ -16,8 +17,12 @@ import pytest
 import engine
 from engine.errors import BusyError, InputError, ModelUnavailableError
 from engine.results import StreamChunk, SynthesisResult
-from studio import settings, ui_format
+from engine.status import DeviceMemory, FastModeStatus
+from studio import handlers, settings, ui_format
+from studio.backend import LocalBackend, set_backend
 from studio.runner import ProgressRelay, pump_stream
+
+from tests.status_factory import engine_status
 
 from .conftest import REF_WAV
 
@@ -50,10 +55,9 @@ class StandInEngine:
     def status(self):
         if self.status_error:
             raise self.status_error
-        return {"state": "ready", "device": "cuda:0", "dtype": "float16", "expires_at": time.time() + 125,
-                "idle_unload_s": 300.0, "in_flight": 0, "waiting": 0, "loads": 1, "unloads": 0, "fallbacks": 0,
-                "served": 2, "peak_inference_concurrency": 1, "last_error": None, "model": "tiny",
-                "memory_allocated_mb": 812.4, "memory_reserved_mb": 1024.0}
+        return engine_status(state="ready", device="cuda:0", dtype="float16", expires_at=time.time() + 125,
+                             loads=1, served=2, peak_inference_concurrency=1, model="tiny",
+                             memory=DeviceMemory(allocated_mb=812.4, reserved_mb=1024.0))
 
     def load(self):
         if self.fail_with:
@@ -95,18 +99,22 @@ class StandInEngine:
 def app_module():
     """Import app.py with the stand-in as the process-wide engine while the page is built."""
     previous = engine.set_engine(StandInEngine())
+    previous_backend = set_backend(None)
     try:
         module = importlib.import_module("app")
     finally:
         engine.set_engine(previous)
+        set_backend(previous_backend)
     return module
 
 
 @pytest.fixture
-def stand_in(app_module, monkeypatch):
+def stand_in(app_module):
+    """A fresh stand-in engine behind the handlers' backend, for one test."""
     fake = StandInEngine()
-    monkeypatch.setattr(app_module, "get_engine", lambda: fake)
-    return fake
+    previous = set_backend(LocalBackend(fake))
+    yield fake
+    set_backend(previous)
 
 
 def request(**overrides):
@@ -127,23 +135,23 @@ def test_page_builds_with_the_api_it_promises(app_module):
 def test_engine_errors_are_shown_as_they_are(app_module, stand_in, error):
     stand_in.fail_with = error
     with pytest.raises(gr.Error) as caught:
-        app_module.synthesize(**request())
+        handlers.synthesize(**request())
     assert caught.value.message == str(error)
     assert caught.value.print_exception is False
 
 
 def test_server_paths_are_cut_from_errors_and_status_but_logged(app_module, stand_in, caplog):
     stand_in.fail_with = ModelUnavailableError("Weights file /srv/private/models/v2/model.safetensors does not exist")
-    with caplog.at_level(logging.INFO, logger="f5_studio.app"), pytest.raises(gr.Error) as caught:
-        app_module.synthesize(**request())
+    with caplog.at_level(logging.INFO, logger="studio.handlers"), pytest.raises(gr.Error) as caught:
+        handlers.synthesize(**request())
     assert caught.value.message == "Weights file …/model.safetensors does not exist"
     assert "/srv/private/models/v2/model.safetensors" in caplog.text  # the operator sees it all
     original = stand_in.status
-    stand_in.status = lambda: {**original(), "last_error": "Cannot read /srv/private/vocab.txt: no such file",
-                               "model": "model directory /srv/private/models/v2"}
-    public = app_module.engine_status()
+    stand_in.status = lambda: dataclasses.replace(original(), last_error="Cannot read /srv/private/vocab.txt: no such file",
+                                                  model="model directory /srv/private/models/v2")
+    public = handlers.engine_status()
     assert public["last_error"] == "Cannot read …/vocab.txt: no such file" and public["model"] == "model directory …/v2"
-    panel = app_module.status_panel()
+    panel = handlers.status_panel()
     assert "/srv/private" not in panel and "…/v2" in panel
 
 
@@ -156,8 +164,8 @@ def test_public_text_leaves_everything_but_absolute_paths_alone():
 
 def test_unexpected_errors_are_logged_and_shown_generically(app_module, stand_in, caplog):
     stand_in.fail_with = RuntimeError("Expected all tensors to be on the same device")
-    with caplog.at_level(logging.ERROR, logger="f5_studio.app"), pytest.raises(gr.Error) as caught:
-        app_module.synthesize(**request())
+    with caplog.at_level(logging.ERROR, logger="studio.handlers"), pytest.raises(gr.Error) as caught:
+        handlers.synthesize(**request())
     assert caught.value.message == ("Synthesis failed unexpectedly: RuntimeError. "
                                     "The engine is still running; please try again.")
     assert any(record.exc_info for record in caplog.records), "the traceback must be logged"
@@ -165,24 +173,24 @@ def test_unexpected_errors_are_logged_and_shown_generically(app_module, stand_in
 
 def test_ui_checks_before_the_engine(app_module, stand_in):
     with pytest.raises(gr.Error, match="reference audio"):
-        app_module.synthesize(**request(ref_audio=None))
+        handlers.synthesize(**request(ref_audio=None))
     with pytest.raises(gr.Error, match="empty"):
-        app_module.synthesize(**request(gen_text="   "))
+        handlers.synthesize(**request(gen_text="   "))
     assert stand_in.calls == []
 
 
 def test_api_synthesize_returns_int16_audio_details_and_seed(app_module, stand_in):
-    (rate, audio), details, seed = app_module.synthesize(**request(seed=-1))
+    (rate, audio), details, seed = handlers.synthesize(**request(seed=-1))
     assert stand_in.calls[-1]["seed"] is None and stand_in.calls[-1]["nfe_step"] == 8
     assert isinstance(stand_in.calls[-1]["nfe_step"], int)
     assert rate == SR and audio.dtype == np.int16 and len(audio) == 3 * SR // 2
     assert seed == 77 and "Seed **77**" in details and "cuda:0" in details
-    app_module.synthesize(**request(seed=1234))
+    handlers.synthesize(**request(seed=1234))
     assert stand_in.calls[-1]["seed"] == 1234
 
 
 def test_stream_yields_each_chunk_then_the_whole_clip(app_module, stand_in):
-    outputs = list(app_module.generate_stream(**request(seed=42), randomize=False))
+    outputs = list(handlers.generate_stream(**request(seed=42), randomize=False))
     assert stand_in.calls[-1]["seed"] == 42
     first, *chunks, final = outputs
     assert first[0] is None and first[3] == ""  # previous result cleared
@@ -199,19 +207,19 @@ def test_stream_yields_each_chunk_then_the_whole_clip(app_module, stand_in):
 
 
 def test_stream_randomize_ignores_the_seed_box(app_module, stand_in):
-    list(app_module.generate_stream(**request(seed=42), randomize=True))
+    list(handlers.generate_stream(**request(seed=42), randomize=True))
     assert stand_in.calls[-1]["seed"] is None
 
 
 def test_stream_error_mid_way_becomes_a_readable_error(app_module, stand_in):
     stand_in.fail_mid_stream = InputError("The text to generate has nothing to speak.")
     with pytest.raises(gr.Error) as caught:
-        list(app_module.generate_stream(**request(), randomize=True))
+        list(handlers.generate_stream(**request(), randomize=True))
     assert caught.value.message == "The text to generate has nothing to speak."
 
 
 def test_cancel_closes_the_engine_stream_in_its_own_thread(app_module, stand_in):
-    stream = app_module.generate_stream(**request(), randomize=True)
+    stream = handlers.generate_stream(**request(), randomize=True)
     next(stream)  # cleared outputs
     next(stream)  # first chunk
     stream.close()  # what Gradio does on cancel / closed tab
@@ -222,32 +230,32 @@ def test_cancel_closes_the_engine_stream_in_its_own_thread(app_module, stand_in)
 def test_no_spectrogram_means_no_image(app_module, stand_in, monkeypatch):
     monkeypatch.setattr(stand_in, "_stream", lambda on_progress, seed: iter([StreamChunk(
         0, 1, np.ones(SR, np.float32) * 0.1, SR, result=make_result(np.ones(SR) * 0.1, spectrogram=None))]))
-    final = list(app_module.generate_stream(**request(), randomize=True))[-1]
+    final = list(handlers.generate_stream(**request(), randomize=True))[-1]
     assert final[2]["visible"] is False and final[2]["value"] is None
 
 
 def test_status_panel_never_raises(app_module, stand_in):
-    html = app_module.status_panel()
+    html = handlers.status_panel()
     assert "ready" in html and "812 MB allocated" in html and "in 2 min" in html
     stand_in.status_error = RuntimeError("boom")
-    assert "Status unavailable: RuntimeError" in app_module.status_panel()
+    assert "Status unavailable: RuntimeError" in handlers.status_panel()
 
 
 def test_load_failure_is_readable(app_module, stand_in):
     stand_in.fail_with = ModelUnavailableError("The model file model.safetensors is missing in /models/x.")
     with pytest.raises(gr.Error) as caught:
-        app_module.load_now()
+        handlers.load_now()
     assert "model.safetensors is missing" in caught.value.message
 
 
 def test_text_file_upload(app_module, tmp_path):
     good = tmp_path / "speech.txt"
     good.write_bytes("\ufeffHello from a file.\nSecond line.\n".encode("utf-8"))
-    assert app_module.read_text_file(str(good)) == "Hello from a file.\nSecond line."
+    assert handlers.read_text_file(str(good)) == "Hello from a file.\nSecond line."
     bad = tmp_path / "binary.txt"
     bad.write_bytes(b"\xff\xfe\x00\x81 not text")
     with pytest.raises(gr.Error, match="not UTF-8"):
-        app_module.read_text_file(str(bad))
+        handlers.read_text_file(str(bad))
 
 
 # --- helpers without the app --------------------------------------------------------------------
@@ -261,15 +269,15 @@ def test_details_show_the_cpu_fallback():
 
 
 def test_status_rows_for_an_unloaded_cpu_engine():
-    rows = dict(ui_format.status_rows({"state": "unloaded", "device": "cpu", "dtype": "float32", "expires_at": None,
-                                       "idle_unload_s": 300, "loads": 2, "unloads": 2, "fallbacks": 1,
-                                       "last_error": "CUDA out of memory"}))
+    rows = dict(ui_format.status_rows(engine_status(state="unloaded", device="cpu", dtype="float32", expires_at=None,
+                                                    idle_unload_s=300, loads=2, unloads=2, fallbacks=1,
+                                                    last_error="CUDA out of memory")))
     assert rows["Idle unload"] == "not loaded" and rows["Loads / unloads / fallbacks"] == "2 / 2 / 1"
     assert rows["Last error"] == "CUDA out of memory" and "app process" in rows["Memory"]
-    busy = dict(ui_format.status_rows({"state": "ready", "in_flight": 1, "waiting": 2, "served": 5, "failed": 1,
-                                       "refused": 3}))
+    busy = dict(ui_format.status_rows(engine_status(state="ready", in_flight=1, waiting=2, served=5, failed=1,
+                                                    refused=3)))
     assert busy["Requests"] == "1 running · 2 waiting · 5 served · 1 failed · 3 refused"
-    never = dict(ui_format.status_rows({"state": "ready", "idle_unload_s": -1, "expires_at": None}))
+    never = dict(ui_format.status_rows(engine_status(state="ready", idle_unload_s=-1, expires_at=None)))
     assert never["Idle unload"].startswith("never")
 
 
@@ -279,12 +287,12 @@ def test_details_and_status_show_the_fast_mode():
     details = ui_format.format_details(fast)
     assert "ran on **cpu** in **CPU fast mode (int8)**" in details and "⚠ CPU fast mode is on" in details
     assert "fast mode" not in ui_format.format_details(make_result(np.ones(SR, np.float32) * 0.1))
-    exact = dict(ui_format.status_rows({"state": "ready", "fast_mode": {"enabled": False}}))
+    exact = dict(ui_format.status_rows(engine_status(state="ready", fast_mode=FastModeStatus(enabled=False))))
     assert exact["Precision"] == "exact (full precision)"
-    active = {"state": "ready", "fast_mode": {"enabled": True, "active": True, "cfg_cutoff": 0.4}}
+    active = engine_status(state="ready", fast_mode=FastModeStatus(enabled=True, active=True, cfg_cutoff=0.4))
     assert dict(ui_format.status_rows(active))["Precision"] == "CPU fast mode (int8), guidance off after t=0.4 · active"
     assert 'class="status-card fast-mode"' in ui_format.status_html(active)
-    waiting = {"state": "ready", "fast_mode": {"enabled": True, "active": False, "cfg_cutoff": None}}
+    waiting = engine_status(state="ready", fast_mode=FastModeStatus(enabled=True, active=False, cfg_cutoff=None))
     assert dict(ui_format.status_rows(waiting))["Precision"] == "CPU fast mode (int8) · when on the CPU"
 
 

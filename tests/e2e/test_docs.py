@@ -63,3 +63,15 @@ def test_screenshot_is_small_and_present():
     shot = ASSETS / "screenshot.png"
     assert shot.is_file() and shot.stat().st_size < 400_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_readme_api_defaults_are_the_engines():
+    from engine.options import DEFAULTS
+
+    row = next(line for line in README.splitlines() if line.startswith("| `/synthesize` |"))
+    shown = dict(re.findall(r"`(\w+)` \((?:int, )?([-\w.]+)", row))
+    assert shown["nfe_step"] == str(DEFAULTS.nfe_step) and shown["speed"] == str(DEFAULTS.speed)
+    assert shown["cross_fade"] == str(DEFAULTS.cross_fade) and shown["remove_silence"] == str(DEFAULTS.remove_silence)
+    assert shown["seed"] == str(DEFAULTS.seed)
+    example = next(block for block in code_blocks("python") if "gradio_client" in block)
+    assert f"nfe_step={DEFAULTS.nfe_step}, speed={DEFAULTS.speed}, cross_fade={DEFAULTS.cross_fade}" in example

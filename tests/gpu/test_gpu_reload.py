@@ -49,7 +49,7 @@ def _add_outside_tensor(model):
 def test_plain_to_reproduces_the_original_failure(model_dir):
     engine = _engine(model_dir)
     engine.load()
-    model = engine._loaded.model
+    model = engine.inspect().model
     _add_outside_tensor(model)
     model.to("cpu")  # the old service's unload ...
     model.to("cuda")  # ... and reload: the plain attribute stays behind
@@ -63,10 +63,10 @@ def test_plain_to_reproduces_the_original_failure(model_dir):
 def test_engine_reload_places_the_outside_tensor(model_dir):
     engine = _engine(model_dir)
     engine.load()
-    _add_outside_tensor(engine._loaded.model)
+    _add_outside_tensor(engine.inspect().model)
     engine.unload()
     engine.load()
-    assert stray_tensors(engine._loaded.model, "cuda") == []
+    assert stray_tensors(engine.inspect().model, "cuda") == []
     result = engine.synthesize(**KW)
     assert result.device.startswith("cuda") and not result.fell_back
     assert np.isfinite(result.audio).all() and result.audio.size > 0
@@ -81,7 +81,7 @@ def test_memory_returns_to_baseline_after_unload(model_dir):
     assert torch.cuda.memory_allocated() > baseline
     engine.unload()
     assert torch.cuda.memory_allocated() == baseline
-    for module in (engine._loaded.model, engine._loaded.vocoder):
+    for module in (engine.inspect().model, engine.inspect().vocoder):
         assert stray_tensors(module, "cpu") == []  # nothing left on the accelerator
     engine.close()
 
@@ -118,7 +118,7 @@ def test_fast_mode_serves_the_cpu_rerun_and_leaves_the_gpu_exact(model_dir):
     engine = _engine(model_dir, cpu_fast_mode=True)
     exact = engine.synthesize(**KW)
     assert exact.device.startswith("cuda") and exact.fast_mode is False and engine.fast_mode.builds == 0
-    embed = engine._loaded.model.transformer.text_embed
+    embed = engine.inspect().model.transformer.text_embed
     left = {"n": 1}
 
     def fail_once(module, inputs):
@@ -137,6 +137,6 @@ def test_fast_mode_serves_the_cpu_rerun_and_leaves_the_gpu_exact(model_dir):
     assert rerun.notices[0].startswith("The accelerator") and speed.FAST_MODE_NOTICE in rerun.notices
     again = engine.synthesize(**KW)
     assert again.device.startswith("cuda") and again.fast_mode is False
-    assert engine.fast_mode._shadow is None  # dropped when the model went back to the GPU
-    assert stray_tensors(engine._loaded.model, engine._placed_on) == []
+    assert engine.fast_mode.built is False  # dropped when the model went back to the GPU
+    assert stray_tensors(engine.inspect().model, engine.inspect().placed_on) == []
     engine.close()

@@ -59,7 +59,7 @@ def test_engine_refuses_a_model_dir_with_a_malicious_vocoder_and_recovers(make_e
     with pytest.raises(ModelUnavailableError, match="Refused to load"):
         engine.synthesize(**request_kwargs)
     assert not marker.exists(), "the pickled code ran"
-    assert engine.status()["state"] == "failed" and engine.status()["in_flight"] == 0
+    assert engine.status().state == "failed" and engine.status().in_flight == 0
     (model_copy / "vocoder" / "pytorch_model.bin").write_bytes(good)
     assert engine.synthesize(**request_kwargs).audio.size > 0
     figures.put("security", "malicious vocoder refused by the engine, then recovered", True)

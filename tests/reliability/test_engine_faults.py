@@ -46,7 +46,7 @@ class Fail:
 
 def site(engine, where: str):
     """The module whose forward the fault is injected into."""
-    loaded = engine._loaded
+    loaded = engine.inspect()
     if where == "text_embed":  # first thing the DiT does: start of sampling
         return loaded.model.transformer.text_embed
     if where == "ode_middle":  # a transformer block, several ODE steps in
@@ -64,12 +64,12 @@ RETRY_OFFSET = {"text_embed": 1, "ode_middle": 3, "vocoder": 1}  # the same poin
 
 def check_counters(engine, served, failed=0, fallbacks=0):
     status = engine.status()
-    assert status["served"] == served, status
-    assert status["failed"] == failed, status
-    assert status["fallbacks"] == fallbacks, status
-    assert status["in_flight"] == 0 and status["waiting"] == 0, status
-    assert status["loads"] - status["unloads"] in (0, 1), status
-    assert status["peak_inference_concurrency"] == 1, status
+    assert status.served == served, status
+    assert status.failed == failed, status
+    assert status.fallbacks == fallbacks, status
+    assert status.in_flight == 0 and status.waiting == 0, status
+    assert status.loads - status.unloads in (0, 1), status
+    assert status.peak_inference_concurrency == 1, status
     return status
 
 
@@ -110,7 +110,7 @@ def test_device_mismatch_at_any_depth_reruns_on_cpu_then_serves_normally(make_en
         assert any("generated on the CPU" in notice for notice in result.notices), result.notices
         np.testing.assert_array_equal(result.audio, clean_audio[text])  # the rerun is the same request
         status = engine.status()
-        assert status["fallbacks"] == n + 1 and status["last_error"].startswith("CPU fallback after mismatch")
+        assert status.fallbacks == n + 1 and status.last_error.startswith("CPU fallback after mismatch")
         normal = engine.synthesize(**{**request_kwargs, "gen_text": text})
         assert normal.fell_back is False
         np.testing.assert_array_equal(normal.audio, clean_audio[text])
@@ -145,7 +145,7 @@ def test_real_cuda_oom_is_retried_once_then_rerun_on_cpu(make_engine, request_kw
     assert twice.raised == 2 and result.fell_back is True and result.device == "cpu"
     np.testing.assert_array_equal(result.audio, clean_audio[TEXTS[0]])
     status = check_counters(engine, served=2, fallbacks=1)
-    assert status["last_error"].startswith("CPU fallback after oom"), status
+    assert status.last_error.startswith("CPU fallback after oom"), status
 
     errors = [torch.OutOfMemoryError(OOM), RuntimeError(MISMATCH)]
     mixed = Fail(lambda: errors.pop(0), {first, second})
@@ -196,7 +196,7 @@ def _crash_mid_sample(engine, kwargs, on_call=3):
 def test_exception_mid_sample_leaves_no_stale_text_cache(make_engine, request_kwargs, on_call, figures):
     engine = make_engine()
     engine.load()
-    transformer = engine._loaded.model.transformer
+    transformer = engine.inspect().model.transformer
     for i, text in enumerate(TEXTS):
         _crash_mid_sample(engine, {**request_kwargs, "gen_text": TEXTS[i - 1]}, on_call)
         assert transformer.text_cond is None and transformer.text_uncond is None, "stale DiT text cache"
@@ -211,7 +211,7 @@ def test_exception_mid_sample_leaves_no_stale_text_cache(make_engine, request_kw
     worker.join(120)
     assert out and out[0].audio.size > 0
     status = engine.status()
-    assert status["served"] == len(TEXTS) + 1 and status["in_flight"] == 0 and status["fallbacks"] == 0
+    assert status.served == len(TEXTS) + 1 and status.in_flight == 0 and status.fallbacks == 0
     figures.fault("exception mid-sample")
     figures.count("engine_requests", "served", len(TEXTS) + 1)
 
@@ -228,8 +228,8 @@ def test_exception_in_a_later_chunk_of_a_stream_leaves_the_engine_clean(make_eng
             got.append(chunk)
     handle.remove()
     assert len(got) == 1 and fault.raised == 1
-    assert engine._loaded.model.transformer.text_cond is None
-    assert engine.status()["in_flight"] == 0 and not engine._turn.held
+    assert engine.inspect().model.transformer.text_cond is None
+    assert engine.status().in_flight == 0 and not engine.busy
     result = engine.synthesize(**{**request_kwargs, "gen_text": TEXTS[0]})
     assert result.audio.size > 0
     figures.fault("exception mid-stream")
@@ -241,7 +241,7 @@ def test_control_without_the_cache_clear_the_same_fault_breaks_the_next_request(
     stale text cache makes the next, different-length request fail."""
     engine = make_engine()
     engine.load()
-    transformer = engine._loaded.model.transformer
+    transformer = engine.inspect().model.transformer
     transformer.clear_cache = lambda: None  # what f5_tts does on an exception: nothing
     _crash_mid_sample(engine, {**request_kwargs, "gen_text": TEXTS[0]})
     assert transformer.text_cond is not None
@@ -256,12 +256,12 @@ def test_out_of_memory_while_placing_at_reload_is_served_from_the_cpu(make_engin
     """The GPU was taken by someone else while we were unloaded: placing the model at reload raises
     an OOM. The promise: no request is lost; it is served from the CPU and the next one is normal.
     (Found by this suite; fixed in 45c1326.)"""
-    import engine.session as session
+    import engine.residency as residency  # the module that places the model
 
     engine = make_engine()
     engine.synthesize(**request_kwargs)
     engine.unload()
-    real_place, calls = session.place, []
+    real_place, calls = residency.place, []
 
     def place_oom(*args, **kwargs):
         calls.append(1)
@@ -269,17 +269,17 @@ def test_out_of_memory_while_placing_at_reload_is_served_from_the_cpu(make_engin
             raise torch.OutOfMemoryError(OOM)
         return real_place(*args, **kwargs)
 
-    monkeypatch.setattr(session, "place", place_oom)
+    monkeypatch.setattr(residency, "place", place_oom)
     result = engine.synthesize(**request_kwargs)
     # (on this CPU-only engine the CPU is also the primary device, so the result is not flagged
     # as a fallback; the counter and last_error record it)
     assert result.audio.size > 0 and result.device == "cpu"
     status = engine.status()
-    assert status["fallbacks"] == 1 and "out of memory" in status["last_error"], status
-    assert status["state"] == "ready" and status["in_flight"] == 0 and status["failed"] == 0, status
+    assert status.fallbacks == 1 and "out of memory" in status.last_error, status
+    assert status.state == "ready" and status.in_flight == 0 and status.failed == 0, status
     assert engine.synthesize(**request_kwargs).fell_back is False
     status = engine.status()
-    assert status["fallbacks"] == 1 and status["served"] == 3 and status["loads"] - status["unloads"] == 1, status
+    assert status.fallbacks == 1 and status.served == 3 and status.loads - status.unloads == 1, status
     figures.fault("OOM while placing at reload (served from the CPU)")
     figures.count("engine_requests", "served", 3)
 
@@ -306,5 +306,5 @@ def test_every_request_is_counted_as_served_or_failed(make_engine, request_kwarg
     attempts += 1
     engine.synthesize(**request_kwargs)
     status = engine.status()
-    assert status["served"] + status["failed"] == attempts, status
-    assert status["served"] == 1 and status["failed"] == 3, status
+    assert status.served + status.failed == attempts, status
+    assert status.served == 1 and status.failed == 3, status

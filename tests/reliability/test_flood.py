@@ -113,13 +113,13 @@ def test_the_queue_bound_holds_for_a_burst_that_arrives_while_unloaded(make_engi
     for t in threads:
         t.start()
     while any(t.is_alive() for t in threads):
-        peak[0] = max(peak[0], engine.status()["waiting"])
+        peak[0] = max(peak[0], engine.status().waiting)
         time.sleep(0.002)
     assert peak[0] <= max_queue, f"{peak[0]} requests waited with F5_MAX_QUEUE={max_queue}; outcome {outcome}"
     assert outcome["busy"] >= burst - max_queue - 1, outcome
     assert outcome["served"] + outcome["busy"] == burst, outcome
     status = engine.status()
-    assert status["waiting"] == 0 and status["in_flight"] == 0, status
+    assert status.waiting == 0 and status.in_flight == 0, status
     figures.put("security", f"burst of {burst} on an unloaded engine (F5_MAX_QUEUE={max_queue})",
                 {**outcome, "peak_waiting": peak[0]})
     figures.count("engine_requests", "served", outcome["served"])

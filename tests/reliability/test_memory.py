@@ -60,8 +60,8 @@ def run_cycles(engine, request_kwargs, cycles: int, tmp_path, monkeypatch) -> di
     for i in range(cycles):
         result = engine.synthesize(**{**request_kwargs, "gen_text": texts[i % 3], "seed": i})
         assert result.audio.size > 0 and np.all(np.isfinite(result.audio))
-        models.add(engine._loaded.model)  # a leak detector that does not depend on the model's size
-        models.add(engine._loaded.vocoder)
+        models.add(engine.inspect().model)  # a leak detector that does not depend on the model's size
+        models.add(engine.inspect().vocoder)
         engine.unload()
         assert engine.state.value == "unloaded"
         if (i + 1) % max(1, cycles // 6) == 0:
@@ -89,9 +89,9 @@ def run_cycles(engine, request_kwargs, cycles: int, tmp_path, monkeypatch) -> di
         "threads_after": after["threads"],
         "model_dir_files_before": before["model_dir_files"],
         "model_dir_files_after": after["model_dir_files"],
-        "loads": status["loads"],
-        "unloads": status["unloads"],
-        "served": status["served"],
+        "loads": status.loads,
+        "unloads": status.unloads,
+        "served": status.served,
     }
 
 

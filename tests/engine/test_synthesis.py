@@ -25,7 +25,7 @@ def test_synthesize_returns_valid_non_silent_audio(make_engine, request_kwargs):
     assert np.all(np.isfinite(result.audio)) and np.abs(result.audio).max() > 1e-3
     assert result.seed == 7 and result.device == "cpu" and result.fell_back is False
     assert result.spectrogram.shape[0] == 100 and result.chunks == 1
-    assert engine.status()["served"] == 1
+    assert engine.status().served == 1
 
 
 def test_same_seed_same_audio_and_random_seed_reported(make_engine, request_kwargs):
@@ -96,7 +96,7 @@ def test_bad_input_is_refused_with_a_clear_message(make_engine, request_kwargs, 
         engine.synthesize(**{**request_kwargs, **change})
     assert engine.synthesize(**request_kwargs).audio.size > 0  # still healthy
     status = engine.status()  # counted as refused, not as an engine failure
-    assert (status["refused"], status["failed"], status["served"], status["last_error"]) == (1, 0, 1, None)
+    assert (status.refused, status.failed, status.served, status.last_error) == (1, 0, 1, None)
 
 
 def _write(path, samples, rate=24000, **kw):
@@ -121,7 +121,7 @@ def test_bad_audio_files(make_engine, request_kwargs, tmp_path):
     for path, words in cases.items():
         with pytest.raises(InputError, match=words):
             engine.synthesize(**{**request_kwargs, "ref_audio": path})
-    assert engine.status()["state"] == "unloaded"  # bad input never even loads the model
+    assert engine.status().state == "unloaded"  # bad input never even loads the model
 
 
 def test_formats_rates_and_long_references_are_accepted(make_engine, request_kwargs, tmp_path):
@@ -165,20 +165,21 @@ def test_empty_reference_text_is_transcribed_when_asr_is_configured(tiny_model_d
 
     class FakeWhisper:
         calls = 0
+        unloads = 0
 
         def transcribe(self, samples, rate):
             FakeWhisper.calls += 1
             return REF_TEXT
 
         def unload(self):
-            pass
+            FakeWhisper.unloads += 1
 
     engine = Engine(EngineConfig(model_dir=tiny_model_dir, device="cpu", asr_model="fake/whisper"),
                     transcriber_factory=lambda device: FakeWhisper(), start_reaper=False)
     result = engine.synthesize(**{**request_kwargs, "ref_text": ""})
     assert result.ref_text.strip() == REF_TEXT and FakeWhisper.calls == 1
     engine.unload()
-    assert engine._transcriber is None  # ASR follows the model's lifecycle
+    assert FakeWhisper.unloads == 1  # ASR follows the model's lifecycle
 
 
 def test_no_temp_files_are_left(make_engine, request_kwargs, tmp_path, monkeypatch):
@@ -195,7 +196,8 @@ def test_no_temp_files_are_left(make_engine, request_kwargs, tmp_path, monkeypat
 
 def test_busy_when_the_line_is_full(make_engine, request_kwargs):
     engine = make_engine(max_queue=1)
-    engine._turn.acquire()  # someone is running
+    running = engine.synthesize_stream(**{**request_kwargs, "gen_text": LONG_TEXT})
+    next(running)  # someone is running: a stream holds the turn between its chunks
     waiting = engine.synthesize_stream(**request_kwargs)
     import threading
 
@@ -204,14 +206,14 @@ def test_busy_when_the_line_is_full(make_engine, request_kwargs):
     import time
 
     deadline = time.monotonic() + 10
-    while engine._turn.waiting < 1 and time.monotonic() < deadline:
+    while engine.status().waiting < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     with pytest.raises(BusyError, match="busy"):
         engine.synthesize(**request_kwargs)
-    engine._turn.release()
+    running.close()  # its client went away: it counts in none of served, failed, refused
     t.join(20)
     status = engine.status()
-    assert status["in_flight"] == 0 and (status["served"], status["refused"], status["failed"]) == (1, 1, 0)
+    assert status.in_flight == 0 and (status.served, status.refused, status.failed) == (1, 1, 0)
 
 
 def test_reference_text_is_punctuated_as_f5_tts_does():

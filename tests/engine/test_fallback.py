@@ -28,7 +28,7 @@ class FailOnce:
 
 def hook(engine, failure):
     engine.load()
-    return engine._loaded.model.transformer.text_embed.register_forward_pre_hook(failure)
+    return engine.inspect().model.transformer.text_embed.register_forward_pre_hook(failure)
 
 
 def test_device_mismatch_reruns_on_cpu_and_the_next_request_is_normal(make_engine, request_kwargs, caplog):
@@ -40,10 +40,10 @@ def test_device_mismatch_reruns_on_cpu_and_the_next_request_is_normal(make_engin
     assert np.array_equal(result.audio, clean.audio)  # the same request, rerun: the same audio
     assert any("generated on the CPU" in n for n in result.notices)
     status = engine.status()
-    assert status["fallbacks"] == 1 and "CPU fallback" in status["last_error"]
+    assert status.fallbacks == 1 and "CPU fallback" in status.last_error
     assert "rerunning on the CPU" in caplog.text
     again = engine.synthesize(**request_kwargs)
-    assert again.fell_back is False and engine.status()["fallbacks"] == 1
+    assert again.fell_back is False and engine.status().fallbacks == 1
     handle.remove()
 
 
@@ -51,7 +51,7 @@ def test_out_of_memory_is_retried_then_rerun_on_cpu(make_engine, request_kwargs)
     engine = make_engine()
     handle = hook(engine, FailOnce(lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), times=2))
     result = engine.synthesize(**request_kwargs)
-    assert result.fell_back is True and engine.status()["fallbacks"] == 1
+    assert result.fell_back is True and engine.status().fallbacks == 1
     assert engine.synthesize(**request_kwargs).fell_back is False
     handle.remove()
 
@@ -62,7 +62,7 @@ def test_a_failure_that_survives_the_rerun_is_reported_not_looped(make_engine, r
     with pytest.raises(EngineError, match="again on the CPU"):
         engine.synthesize(**request_kwargs)
     status = engine.status()
-    assert status["fallbacks"] == 1 and status["in_flight"] == 0 and status["failed"] == 1
+    assert status.fallbacks == 1 and status.in_flight == 0 and status.failed == 1
     handle.remove()
     assert engine.synthesize(**request_kwargs).audio.size > 0
 
@@ -72,14 +72,14 @@ def test_other_errors_are_not_swallowed(make_engine, request_kwargs):
     handle = hook(engine, FailOnce(lambda: ValueError("a genuine bug")))
     with pytest.raises(ValueError, match="genuine bug"):
         engine.synthesize(**request_kwargs)
-    assert engine.status()["fallbacks"] == 0 and engine.status()["in_flight"] == 0
+    assert engine.status().fallbacks == 0 and engine.status().in_flight == 0
     handle.remove()
 
 
 def test_exception_mid_sample_leaves_no_stale_text_cache(make_engine, request_kwargs):
     engine = make_engine()
     engine.load()
-    transformer = engine._loaded.model.transformer
+    transformer = engine.inspect().model.transformer
     calls = {"n": 0}
 
     def fail_on_third_step(module, inputs):
@@ -97,18 +97,25 @@ def test_exception_mid_sample_leaves_no_stale_text_cache(make_engine, request_kw
 
 
 def test_placement_that_leaves_tensors_behind_falls_back(make_engine, request_kwargs, monkeypatch):
-    engine = make_engine()
-    engine.load()
-    from engine import session
+    """After a fallback moved the model away, the next request puts it back on its primary placement;
+    when that placement leaves a tensor behind, the request is served from the CPU instead. (A CPU
+    engine in float16: its fallback placement, CPU float32, differs from its primary one, as a GPU
+    engine's does.)"""
+    engine = make_engine(dtype="float16")
+    handle = hook(engine, FailOnce(lambda: RuntimeError(MISMATCH)))
+    assert engine.synthesize(**request_kwargs).fell_back is True  # a fallback moves it to float32
+    handle.remove()
+    assert engine.inspect().placed_on == torch.device("cpu") and engine.status().fallbacks == 1
+    from engine import residency
 
-    real_stray = session.stray_tensors
-    monkeypatch.setattr(session, "stray_tensors", lambda obj, device: ["transformer.text_embed.freqs_cis"]
-                        if obj is engine._loaded.model and str(device) == "cpu" and engine.counters["fallbacks"] == 0
-                        else real_stray(obj, device))
-    engine._placed_on = torch.device("meta")  # pretend a fallback moved it away: the request re-places it
-    result = engine.synthesize(**request_kwargs)
-    assert result.fell_back is True and engine.status()["fallbacks"] == 1
-    assert "freqs_cis" in engine.status()["last_error"]
+    real_stray = residency.stray_tensors
+    model = engine.inspect().model
+    monkeypatch.setattr(residency, "stray_tensors", lambda obj, device: ["transformer.text_embed.freqs_cis"]
+                        if obj is model and engine.counters["fallbacks"] == 1 else real_stray(obj, device))
+    result = engine.synthesize(**request_kwargs)  # re-placing it on float16 "leaves a tensor behind"
+    assert result.fell_back is True and engine.status().fallbacks == 2
+    assert "freqs_cis" in engine.status().last_error
+    assert all(p.dtype == torch.float32 for p in engine.inspect().model.parameters())
 
 
 def test_after_fallback_everything_is_on_the_cpu_in_float32(make_engine, request_kwargs):
@@ -116,6 +123,6 @@ def test_after_fallback_everything_is_on_the_cpu_in_float32(make_engine, request
     handle = hook(engine, FailOnce(lambda: RuntimeError(MISMATCH)))
     engine.synthesize(**request_kwargs)
     handle.remove()
-    for module in (engine._loaded.model, engine._loaded.vocoder):
+    for module in (engine.inspect().model, engine.inspect().vocoder):
         assert stray_tensors(module, "cpu") == []
         assert all(p.dtype == torch.float32 for p in module.parameters())

@@ -48,7 +48,7 @@ class CountingLoader:
 
 @pytest.fixture
 def make_engine(tiny_model_dir):
-    """Factory: an Engine on the CPU with a fake clock and a counting loader (`engine.test_loader`); closed
+    """Factory: an Engine on the CPU with a fake clock and a counting loader (`engine.loader`); closed
     afterwards."""
     with engine_factory(tiny_model_dir, make_loader=CountingLoader) as factory:
         yield factory

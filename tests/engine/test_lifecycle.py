@@ -33,38 +33,38 @@ def test_expires_after_the_timeout_counted_from_the_last_release(make_engine):
     engine = make_engine(idle_unload_s=60)
     engine.load()
     assert engine.state is EngineState.READY
-    expires = engine.status()["expires_at"]
-    assert expires == pytest.approx(engine.fake_clock.wall() + 60)
-    engine.fake_clock.advance(59)
+    expires = engine.status().expires_at
+    assert expires == pytest.approx(engine.clock.wall() + 60)
+    engine.clock.advance(59)
     assert engine.reap() is False and engine.state is EngineState.READY
-    engine.fake_clock.advance(1)
+    engine.clock.advance(1)
     assert engine.reap() is True
     assert engine.state is EngineState.UNLOADED
     status = engine.status()
-    assert status["expires_at"] is None and status["unloads"] == 1
+    assert status.expires_at is None and status.unloads == 1
 
 
 def test_no_expiry_while_a_lease_is_held(make_engine):
     engine = make_engine(idle_unload_s=10)
-    lease = engine._acquire_lease(None)
-    assert engine.status()["expires_at"] is None
-    engine.fake_clock.advance(1000)
+    lease = engine.lease()
+    assert engine.status().expires_at is None
+    engine.clock.advance(1000)
     assert engine.reap() is False and engine.state is EngineState.READY
     lease.release()
     lease.release()  # idempotent
-    assert engine.status()["in_flight"] == 0
-    engine.fake_clock.advance(10)
+    assert engine.status().in_flight == 0
+    engine.clock.advance(10)
     assert engine.reap() is True
 
 
 def test_stale_wakeup_is_ignored_after_use(make_engine):
     engine = make_engine(idle_unload_s=10)
     engine.load()
-    engine.fake_clock.advance(9)
+    engine.clock.advance(9)
     engine.load()  # used again: the countdown restarts from now
-    engine.fake_clock.advance(2)  # the first deadline has passed
+    engine.clock.advance(2)  # the first deadline has passed
     assert engine.reap() is False and engine.state is EngineState.READY
-    engine.fake_clock.advance(8)
+    engine.clock.advance(8)
     assert engine.reap() is True
 
 
@@ -73,9 +73,9 @@ def test_stale_wakeup_is_ignored_after_reload(make_engine):
     engine.load()
     engine.unload()
     engine.load()  # reloaded: a fresh deadline
-    engine.fake_clock.advance(5)
+    engine.clock.advance(5)
     assert engine.reap() is False
-    assert engine.status()["loads"] == 2 and engine.status()["unloads"] == 1
+    assert engine.status().loads == 2 and engine.status().unloads == 1
 
 
 def test_zero_timeout_unloads_right_after_each_request(make_engine):
@@ -83,18 +83,18 @@ def test_zero_timeout_unloads_right_after_each_request(make_engine):
     engine.load()
     assert wait_until(lambda: engine.state is EngineState.UNLOADED)
     engine.load()
-    assert wait_until(lambda: engine.status()["unloads"] == 2)
-    assert engine.status()["loads"] == 2
+    assert wait_until(lambda: engine.status().unloads == 2)
+    assert engine.status().loads == 2
 
 
 def test_negative_timeout_never_unloads(make_engine):
     engine = make_engine(idle_unload_s=-1, start_reaper=True)
     engine.load()
-    engine.fake_clock.advance(10**9)
+    engine.clock.advance(10**9)
     time.sleep(0.2)
     assert engine.reap() is False
     status = engine.status()
-    assert status["state"] == "ready" and status["expires_at"] is None and status["unload_policy"] == "never"
+    assert status.state == "ready" and status.expires_at is None and status.unload_policy == "never"
 
 
 def test_reaper_thread_unloads_when_fake_time_passes(make_engine):
@@ -102,19 +102,19 @@ def test_reaper_thread_unloads_when_fake_time_passes(make_engine):
     engine.load()
     time.sleep(0.1)
     assert engine.state is EngineState.READY
-    engine.fake_clock.advance(31)
+    engine.clock.advance(31)
     assert wait_until(lambda: engine.state is EngineState.UNLOADED)
 
 
 def test_single_flight_load_under_eight_threads(make_engine):
     engine = make_engine()
     gate = threading.Event()
-    engine.test_loader.before = lambda: gate.wait(5)
+    engine.loader.before = lambda: gate.wait(5)
     leases, errors = [], []
 
     def worker():
         try:
-            leases.append(engine._acquire_lease(None))
+            leases.append(engine.lease())
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -127,11 +127,11 @@ def test_single_flight_load_under_eight_threads(make_engine):
     for t in threads:
         t.join(10)
     assert not errors and len(leases) == 8
-    assert engine.test_loader.calls == 1
-    assert engine.status()["in_flight"] == 8 and engine.status()["loads"] == 1
+    assert engine.loader.calls == 1
+    assert engine.status().in_flight == 8 and engine.status().loads == 1
     for lease in leases:
         lease.release()
-    assert engine.status()["in_flight"] == 0
+    assert engine.status().in_flight == 0
 
 
 def test_failed_load_is_reported_to_every_waiter_then_retried(make_engine):
@@ -142,7 +142,7 @@ def test_failed_load_is_reported_to_every_waiter_then_retried(make_engine):
         gate.wait(5)
         raise ModelUnavailableError("weights missing: /nowhere/model.safetensors")
 
-    engine.test_loader.before = broken
+    engine.loader.before = broken
     errors = []
 
     def worker():
@@ -160,17 +160,17 @@ def test_failed_load_is_reported_to_every_waiter_then_retried(make_engine):
     for t in threads:
         t.join(10)
     assert errors == ["weights missing: /nowhere/model.safetensors"] * 4
-    assert engine.test_loader.calls == 1
+    assert engine.loader.calls == 1
     status = engine.status()
-    assert status["state"] == "failed" and "weights missing" in status["last_error"]
-    engine.test_loader.before = None  # the source is fixed: the next request loads
+    assert status.state == "failed" and "weights missing" in status.last_error
+    engine.loader.before = None  # the source is fixed: the next request loads
     engine.load()
-    assert engine.state is EngineState.READY and engine.test_loader.calls == 2
+    assert engine.state is EngineState.READY and engine.loader.calls == 2
 
 
 def test_unload_waits_for_leases_and_new_requests_wait_for_the_unload(make_engine):
     engine = make_engine()
-    lease = engine._acquire_lease(None)
+    lease = engine.lease()
     unloaded = threading.Event()
     t = threading.Thread(target=lambda: (engine.unload(), unloaded.set()))
     t.start()
@@ -180,16 +180,16 @@ def test_unload_waits_for_leases_and_new_requests_wait_for_the_unload(make_engin
     t.join(10)
     assert unloaded.is_set() and engine.state is EngineState.UNLOADED
     engine.load()  # the next request reloads from the host copy, not from disk
-    assert engine.test_loader.calls == 1 and engine.status()["loads"] == 2
+    assert engine.loader.calls == 1 and engine.status().loads == 2
 
 
 def test_drop_host_copy_mode_reloads_from_disk(make_engine):
     engine = make_engine(keep_host_copy=False)
     engine.load()
     engine.unload()
-    assert engine._loaded is None
+    assert engine.inspect().model is None
     engine.load()
-    assert engine.test_loader.calls == 2 and engine.status()["host_copy"] is False
+    assert engine.loader.calls == 2 and engine.status().host_copy is False
 
 
 def test_get_engine_is_one_object_across_threads(monkeypatch, tiny_model_dir):

@@ -1,4 +1,4 @@
-"""engine.speed: the exact rotary cache, the int8 fast CPU mode, thread settings, the first-chunk
+"""engine.speed (and engine.text_input's first-chunk split): the exact rotary cache, the int8 fast CPU mode, thread settings, the first-chunk
 split. Tiny model, CPU only, a few seconds in all."""
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from engine import speed  # noqa: E402
 from engine.config import EngineConfig  # noqa: E402
 from engine.smoke_model import TINY_ARCH, write_model_dir  # noqa: E402
+from engine.speed.rope import rope_tables  # noqa: E402
+from engine.text_input import first_chunk_split  # noqa: E402
 
 REF_TEXT = "Some call me nature, others call me mother nature."
 GEN_TEXT = "The quick brown fox jumps over the lazy dog."
@@ -87,8 +89,8 @@ def test_rope_processor_defers_to_original_for_partial_rotary_heads():
 def test_rope_cache_tables_follow_each_forward():
     freqs_a = torch.randn(1, 10, 8)
     freqs_b = torch.randn(1, 10, 8)
-    cos_a, _ = speed._rope_tables(freqs_a)
-    cos_b, _ = speed._rope_tables(freqs_b)
+    cos_a, _ = rope_tables(freqs_a)
+    cos_b, _ = rope_tables(freqs_b)
     assert torch.equal(cos_a, freqs_a.cos()) and torch.equal(cos_b, freqs_b.cos())
     speed.clear_rope_cache()
 
@@ -100,7 +102,7 @@ def test_engine_with_rope_cache_gives_identical_audio(tiny_dir, ref_wav):
     try:
         kw = dict(ref_audio=ref_wav, ref_text=REF_TEXT, gen_text=GEN_TEXT, nfe_step=4, seed=3)
         plain = engine.synthesize(**kw).audio
-        speed.install_rope_cache(engine._loaded.model)
+        speed.install_rope_cache(engine.inspect().model)
         assert np.array_equal(engine.synthesize(**kw).audio, plain)
         engine.unload()  # the processors survive a reload from the host copy
         engine.load()
@@ -166,13 +168,13 @@ def test_cfg_cutoff_skips_the_unconditional_branch_late():
 def test_cpu_fast_mode_hands_out_the_shadow_on_cpu_only():
     dit = _dit()
     off = speed.CpuFastMode(False)
-    assert off.model_for(dit, "cpu") is dit and off.status("cpu")["active"] is False
+    assert off.model_for(dit, "cpu") is dit and off.status("cpu").active is False
     on = speed.CpuFastMode(True)
     assert on.model_for(dit, "cuda") is dit  # never on an accelerator placement
     shadow = on.model_for(dit, torch.device("cpu"))
     assert shadow is not dit and on.model_for(dit, "cpu") is shadow and on.builds == 1
     status = on.status("cpu")
-    assert status["enabled"] and status["active"] and status["label"] == speed.FAST_MODE_LABEL
+    assert status.enabled and status.active and status.label == speed.FAST_MODE_LABEL
     other = _dit(seed=1)
     assert on.model_for(other, "cpu") is not shadow and on.builds == 2  # a new model (load from disk)
     on.release()
@@ -210,7 +212,7 @@ def test_omp_wait_policy_reports_the_environment(monkeypatch):
 def test_first_chunk_split_cuts_at_the_first_clause():
     first = ("I don't really care what you call me. I've been a silent spectator, watching species evolve, "
              "empires rise and fall. But always remember,")
-    out = speed.first_chunk_split([first, "second chunk here."])
+    out = first_chunk_split([first, "second chunk here."])
     assert out[0] == "I don't really care what you call me."
     assert out[1].startswith("I've been a silent spectator") and out[2] == "second chunk here."
     assert " ".join(out[:2]) == first
@@ -218,7 +220,7 @@ def test_first_chunk_split_cuts_at_the_first_clause():
 
 def test_first_chunk_split_prefers_a_clause_near_the_target():
     first = "Well, " + "this clause runs on for quite a while, " * 2 + "and then the sentence ends here at last."
-    head, tail = speed.first_chunk_split([first])
+    head, tail = first_chunk_split([first])
     assert 24 <= len(head) <= int(len(first) * 0.6) and head.endswith(",")
     assert f"{head} {tail}" == first
 
@@ -230,11 +232,11 @@ def test_first_chunk_split_prefers_a_clause_near_the_target():
     ["Version 3.5 of the file is at e.g.example and nothing else here ends a clause at all"],
 ])
 def test_first_chunk_split_leaves_unsplittable_chunks_alone(batches):
-    assert list(speed.first_chunk_split(batches)) == list(batches)
+    assert list(first_chunk_split(batches)) == list(batches)
 
 
 def test_first_chunk_split_handles_cjk_punctuation():
     first = ("今天天气很好，我们一起去公园散步吧。"
              "然后我们去吃饭，再回家休息一下，明天还要上班呢，真是忙碌的一天啊。")
-    head, tail = speed.first_chunk_split([first], min_chars=5, target_chars=20)
+    head, tail = first_chunk_split([first], min_chars=5, target_chars=20)
     assert head == "今天天气很好，我们一起去公园散步吧。" and head + tail == first

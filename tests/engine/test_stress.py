@@ -29,7 +29,7 @@ def test_synthesis_survives_concurrent_unloads_and_clock_jumps(make_engine, requ
             if rnd.random() < 0.5:
                 engine.unload()
             else:
-                engine.fake_clock.advance(rnd.choice([0.1, 0.6, 5]))
+                engine.clock.advance(rnd.choice([0.1, 0.6, 5]))
             time.sleep(rnd.uniform(0, 0.05))
 
     clients = [threading.Thread(target=client, args=(n,)) for n in range(4)]
@@ -46,8 +46,8 @@ def test_synthesis_survives_concurrent_unloads_and_clock_jumps(make_engine, requ
     assert len(results) == 12
     assert all(r.audio.size > 0 and np.all(np.isfinite(r.audio)) for r in results)
     status = engine.status()
-    assert status["in_flight"] == 0 and status["peak_inference_concurrency"] == 1
-    assert status["loads"] - status["unloads"] in (0, 1) and status["fallbacks"] == 0
+    assert status.in_flight == 0 and status.peak_inference_concurrency == 1
+    assert status.loads - status.unloads in (0, 1) and status.fallbacks == 0
 
 
 def test_closing_a_stream_from_another_thread_releases_its_lease(make_engine, request_kwargs):
@@ -55,7 +55,7 @@ def test_closing_a_stream_from_another_thread_releases_its_lease(make_engine, re
     long_text = " ".join(f"Sentence {i} is here to make several chunks of text." for i in range(10))
     stream = engine.synthesize_stream(**{**request_kwargs, "gen_text": long_text})
     first = next(stream)  # stepped on this thread ...
-    assert first.index == 0 and engine.status()["in_flight"] == 1
+    assert first.index == 0 and engine.status().in_flight == 1
     second = []
     t = threading.Thread(target=lambda: second.append(next(stream)))  # ... then on another
     t.start()
@@ -65,8 +65,8 @@ def test_closing_a_stream_from_another_thread_releases_its_lease(make_engine, re
     closer.start()
     closer.join(30)
     status = engine.status()
-    assert status["in_flight"] == 0 and not engine._turn.held
-    assert status["expires_at"] is not None  # the keep-alive countdown started
-    engine.fake_clock.advance(61)
+    assert status.in_flight == 0 and not engine.busy
+    assert status.expires_at is not None  # the keep-alive countdown started
+    engine.clock.advance(61)
     assert engine.reap() is True and engine.state is EngineState.UNLOADED
     assert engine.synthesize(**request_kwargs).audio.size > 0  # the engine is free

@@ -41,11 +41,11 @@ def test_load_failures_are_clear_and_recoverable(broken_dir, tiny_model_dir, req
     with pytest.raises(ModelUnavailableError, match=words):
         engine.synthesize(**request_kwargs)
     status = engine.status()
-    assert status["state"] == "failed" and status["last_error"]
+    assert status.state == "failed" and status.last_error
     shutil.rmtree(broken_dir)
     shutil.copytree(tiny_model_dir, broken_dir)  # the operator fixes the files
     assert engine.synthesize(**request_kwargs).audio.size > 0
-    assert engine.status()["state"] == "ready"
+    assert engine.status().state == "ready"
 
 
 class _Exploit:
@@ -80,7 +80,7 @@ def test_default_hub_path_loads_from_an_offline_cache(offline_hub, request_kwarg
     engine = Engine(EngineConfig(hub=hub, device="cpu"), start_reaper=False)
     result = engine.synthesize(**request_kwargs)
     assert result.audio.size > 0
-    assert "SWivid/F5-TTS" in engine.status()["model"]
+    assert "SWivid/F5-TTS" in engine.status().model
 
 
 def test_missing_hub_files_fail_fast_with_a_remedy(offline_hub, request_kwargs):
@@ -90,4 +90,4 @@ def test_missing_hub_files_fail_fast_with_a_remedy(offline_hub, request_kwargs):
     with pytest.raises(ModelUnavailableError, match="not in the local Hugging Face cache.*F5_MODEL_DIR"):
         engine.synthesize(**request_kwargs)
     assert time.perf_counter() - t0 < 1.0
-    assert "v9-does-not-exist" in engine.status()["last_error"]
+    assert "v9-does-not-exist" in engine.status().last_error

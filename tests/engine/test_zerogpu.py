@@ -66,7 +66,7 @@ def test_gpu_call_failure_reruns_on_cpu_with_a_notice(fake_spaces, make_engine, 
     result = synth(**request_kwargs)
     assert result.fell_back is True and result.device == "cpu"
     assert any("generated on the CPU" in n for n in result.notices)
-    assert "quota exceeded" in engine.status()["last_error"] and engine.status()["fallbacks"] == 1
+    assert "quota exceeded" in engine.status().last_error and engine.status().fallbacks == 1
 
 
 def test_user_errors_are_not_retried_on_cpu(fake_spaces, make_engine, request_kwargs):

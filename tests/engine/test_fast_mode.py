@@ -28,8 +28,8 @@ def _snr_db(reference: np.ndarray, other: np.ndarray) -> float:
 def test_exact_by_default_and_nothing_says_fast(make_engine, request_kwargs):
     engine = make_engine()
     result = engine.synthesize(**request_kwargs)
-    status = engine.status()["fast_mode"]
-    assert status["enabled"] is False and status["active"] is False and status["label"] is None
+    status = engine.status().fast_mode
+    assert status.enabled is False and status.active is False and status.label is None
     assert result.fast_mode is False and not any("fast mode" in n for n in result.notices)
     assert engine.fast_mode.builds == 0
 
@@ -45,15 +45,15 @@ def test_fast_mode_says_so_on_every_result_and_stays_close_to_exact(make_engine,
     assert not np.array_equal(first.audio, exact.audio)  # int8 really ran
     assert _snr_db(exact.audio, first.audio) > 20
     assert np.array_equal(first.audio, second.audio)  # deterministic for a seed
-    status = engine.status()["fast_mode"]
-    assert status["active"] and status["label"] == speed.FAST_MODE_LABEL and status["int8_layers"] > 0
+    status = engine.status().fast_mode
+    assert status.active and status.label == speed.FAST_MODE_LABEL and status.int8_layers > 0
     assert engine.fast_mode.builds == 1  # built once, reused
 
 
 def test_the_exact_model_is_untouched_and_the_shadow_lives_on_the_cpu(make_engine, request_kwargs):
     engine = make_engine(cpu_fast_mode=True)
     engine.synthesize(**request_kwargs)
-    model = engine._loaded.model
+    model = engine.inspect().model
     assert not any(type(m) is speed.Int8DynamicLinear for m in model.modules())
     shadow = engine.fast_mode.model_for(model, "cpu")
     assert any(type(m) is speed.Int8DynamicLinear for m in shadow.modules())
@@ -65,21 +65,21 @@ def test_shadow_survives_an_unload_with_the_host_copy_and_is_rebuilt_without(mak
     audio = kept.synthesize(**request_kwargs).audio
     kept.unload()
     assert np.array_equal(kept.synthesize(**request_kwargs).audio, audio)
-    assert kept.fast_mode.builds == 1 and kept.test_loader.calls == 1
+    assert kept.fast_mode.builds == 1 and kept.loader.calls == 1
 
     dropped = make_engine(cpu_fast_mode=True, keep_host_copy=False)
     assert np.array_equal(dropped.synthesize(**request_kwargs).audio, audio)
     dropped.unload()
-    assert dropped.fast_mode.status("cpu")["int8_layers"] > 0 and dropped.fast_mode._shadow is None
+    assert dropped.fast_mode.status("cpu").int8_layers > 0 and dropped.fast_mode.built is False
     assert np.array_equal(dropped.synthesize(**request_kwargs).audio, audio)  # same weights from disk
-    assert dropped.fast_mode.builds == 2 and dropped.test_loader.calls == 2
+    assert dropped.fast_mode.builds == 2 and dropped.loader.calls == 2
 
 
 def test_cfg_cutoff_is_reported_and_changes_the_audio(make_engine, request_kwargs):
     plain = make_engine(cpu_fast_mode=True).synthesize(**request_kwargs)
     engine = make_engine(cpu_fast_mode=True, cpu_fast_cfg_cutoff=0.4)
     cut = engine.synthesize(**request_kwargs)
-    assert cut.fast_mode and engine.status()["fast_mode"]["cfg_cutoff"] == 0.4
+    assert cut.fast_mode and engine.status().fast_mode.cfg_cutoff == 0.4
     assert cut.audio.shape == plain.audio.shape and not np.array_equal(cut.audio, plain.audio)
 
 

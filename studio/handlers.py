@@ -1,0 +1,216 @@
+"""The page's and the Gradio API's request handlers: user input in, backend calls, results out.
+
+Each handler turns what Gradio gives it into one backend call and the result (or error) into what
+the page shows. Errors reach the user as ``gr.Error`` with the engine's own words (server paths
+cut), never a traceback; anything unexpected is logged and shown as one generic line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from engine import zerogpu
+from engine.errors import EngineError
+from studio import ui_format
+from studio.backend import get_backend
+from studio.runner import ProgressRelay, pump_stream
+from studio.settings import MAX_TEXT_FILE_BYTES
+
+log = logging.getLogger(__name__)
+
+GENERIC_FAILURE = "{action} failed unexpectedly: {kind}. The engine is still running; please try again."
+
+
+def user_error(error: BaseException, action: str = "Synthesis") -> gr.Error:
+    """The gr.Error to raise for ``error``: the engine's own text, or a generic line (logged)."""
+    if isinstance(error, gr.Error):
+        return error
+    if isinstance(error, EngineError):
+        log.info("%s refused: %s", action, error)
+        return gr.Error(ui_format.public_text(str(error)), print_exception=False)
+    log.error("%s failed unexpectedly", action, exc_info=error)
+    return gr.Error(GENERIC_FAILURE.format(action=action, kind=type(error).__name__), print_exception=False)
+
+
+def request_args(ref_audio: Any, ref_text: Any, gen_text: Any, nfe_step: Any, speed: Any, cross_fade: Any,
+                 remove_silence: Any, seed: Any) -> dict[str, Any]:
+    """UI-side checks and conversions; the engine validates everything (ranges with its own words)."""
+    if not ref_audio:
+        raise gr.Error("Please provide a reference audio clip (upload a file or record one).", print_exception=False)
+    if gen_text is None or not str(gen_text).strip():
+        raise gr.Error("The text to generate is empty. Please type some text.", print_exception=False)
+    return {
+        "ref_audio": str(ref_audio),
+        "ref_text": "" if ref_text is None else str(ref_text),
+        "gen_text": str(gen_text),
+        "nfe_step": int_if_whole(nfe_step),
+        "speed": speed,
+        "cross_fade": cross_fade,
+        "remove_silence": bool(remove_silence),
+        "seed": seed_arg(seed),
+    }
+
+
+def int_if_whole(value: Any) -> Any:
+    """32.0 -> 32 (JSON and sliders send floats); anything else goes to the engine to judge."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def seed_arg(value: Any) -> Any:
+    """-1 or empty: a random seed (None to the engine); anything else goes to the engine to check."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    value = int_if_whole(value)
+    return None if value == -1 else value
+
+
+def _backend_synthesize(**kwargs):
+    """One whole synthesis (module level: on ZeroGPU it runs inside ``spaces.GPU``)."""
+    return get_backend().synthesize(**kwargs)
+
+
+def _backend_synthesize_on_cpu(fallback_reason: str | None = None, **kwargs):
+    """ZeroGPU's fallback when the GPU call itself fails: the same request on the CPU."""
+    return get_backend().synthesize(fallback_reason=fallback_reason, **kwargs)
+
+
+# On a ZeroGPU Space the platform lends the GPU per call: whole syntheses run in spaces.GPU (with a
+# CPU rerun if that fails) and the UI does not stream. Everywhere else this is _backend_synthesize.
+ON_ZEROGPU = zerogpu.detect()
+_synthesize_whole = zerogpu.with_zerogpu(_backend_synthesize, _backend_synthesize_on_cpu)
+
+
+def _run_whole(args: dict[str, Any], relay: ProgressRelay):
+    # ZeroGPU runs the call in a worker process: no progress callback goes there.
+    return _synthesize_whole(**args, on_progress=None if ON_ZEROGPU else relay)
+
+
+def synthesize(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed,
+               progress=gr.Progress()):
+    """API endpoint ``/synthesize``: the whole clip at once. Returns (audio file, details, seed used)."""
+    args = request_args(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
+    relay = ProgressRelay(progress)
+    try:
+        result = _run_whole(args, relay)
+    except Exception as error:
+        raise user_error(error) from None
+    log.info("synthesized %.2f s of audio on %s in %.2f s (seed %s)", result.duration_s, result.device,
+             result.elapsed_s, result.seed)
+    return (result.sample_rate, ui_format.to_int16(result.audio)), ui_format.format_details(result), result.seed
+
+
+def generate_stream(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
+                    progress=gr.Progress()):
+    """The Generate button: streams chunk by chunk to the live player, then the full clip.
+
+    Outputs: full audio, live stream, spectrogram, details, seed box.
+    """
+    args = request_args(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence,
+                        -1 if randomize else seed)
+    relay = ProgressRelay(progress)
+    yield None, gr.skip(), gr.update(value=None, visible=False), "", gr.skip()
+    relay(0.0, "Sending the request to the engine")
+    try:
+        if ON_ZEROGPU:
+            result = _run_whole(args, relay)
+        else:
+            result = yield from _stream_chunks(args, relay)
+    except Exception as error:
+        raise user_error(error) from None
+    relay(1.0, "Rendering the spectrogram")
+    image = None
+    try:
+        image = ui_format.spectrogram_image(result.spectrogram, result.sample_rate)
+    except Exception:  # cosmetic: the audio is what matters
+        log.exception("rendering the spectrogram failed")
+    log.info("made %.2f s of audio in %d chunk(s) on %s in %.2f s (seed %s)", result.duration_s, result.chunks,
+             result.device, result.elapsed_s, result.seed)
+    yield ((result.sample_rate, ui_format.to_int16(result.audio)), gr.skip(),
+           gr.update(value=image, visible=image is not None), ui_format.format_details(result), result.seed)
+
+
+def _stream_chunks(args: dict[str, Any], relay: ProgressRelay):
+    """Yield each new chunk to the live player; return the engine's final result."""
+    backend = get_backend()
+    events = pump_stream(lambda on_progress: backend.synthesize_stream(**args, on_progress=on_progress))
+    result = None
+    try:
+        for kind, payload in events:
+            if kind == "progress":
+                relay(*payload)
+                continue
+            if payload.audio is not None and len(payload.audio):
+                yield gr.skip(), (payload.sample_rate, ui_format.to_int16(payload.audio)), gr.skip(), gr.skip(), gr.skip()
+                relay.repeat()  # a yield clears the bar; put it back at once
+            if payload.result is not None:
+                result = payload.result
+    finally:
+        events.close()  # on cancel: the pump closes the engine stream in its own thread
+    if result is None:
+        raise RuntimeError("the engine's stream ended without a result")
+    return result
+
+
+def engine_status() -> dict[str, Any]:
+    """API endpoint ``/status``: the engine's status as JSON."""
+    try:
+        return ui_format.public_status(get_backend().status()).to_dict()
+    except Exception as error:
+        raise user_error(error, "Reading the engine status") from None
+
+
+def load_now() -> dict[str, Any]:
+    """API endpoint ``/load``: load the model now; returns the status."""
+    try:
+        get_backend().load()
+    except Exception as error:
+        raise user_error(error, "Loading the model") from None
+    return engine_status()
+
+
+def unload_now() -> dict[str, Any]:
+    """API endpoint ``/unload``: unload the model now (after requests in flight); returns the status."""
+    try:
+        get_backend().unload()
+    except Exception as error:
+        raise user_error(error, "Unloading the model") from None
+    return engine_status()
+
+
+def status_panel() -> str:
+    """The engine panel's HTML; never raises (the timer calls it every 2 s)."""
+    try:
+        return ui_format.status_html(ui_format.public_status(get_backend().status()))
+    except Exception as error:
+        log.exception("reading the engine status failed")
+        return ui_format.status_error_html(f"Status unavailable: {type(error).__name__}")
+
+
+def read_text_file(path: str | None):
+    """A .txt upload fills the text to generate."""
+    if not path:
+        return gr.skip()
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_TEXT_FILE_BYTES:
+            raise gr.Error(f"That text file is {size / 1e6:.1f} MB; the limit is {MAX_TEXT_FILE_BYTES / 1e6:g} MB.",
+                           print_exception=False)
+        raw = Path(path).read_bytes()
+    except OSError:
+        log.exception("reading an uploaded text file failed")
+        raise gr.Error("The text file could not be read; please upload it again.", print_exception=False) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise gr.Error("That file is not UTF-8 text. Please save it as UTF-8 (plain .txt) and upload it again.",
+                       print_exception=False) from None
+    if "\x00" in text:
+        raise gr.Error("That file is not plain text. Please upload a .txt file.", print_exception=False)
+    return text.strip()

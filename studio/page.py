@@ -1,0 +1,63 @@
+"""The page: the header, the fast-mode banner, the tabs and the engine panel, put together.
+
+Each tab is built by its own module in ``studio/tabs/``; this module only arranges them and says
+how the page is served (:func:`launch_options`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from studio import ui_format
+from studio.backend import Backend
+from studio.engine_panel import build_engine_panel, wire_engine_panel
+from studio.settings import ASSETS_DIR, max_threads
+from studio.tabs.api_help import build_api_tab
+from studio.tabs.clone import build_clone_tab, wire_clone_tab
+from studio.voices import load_voices
+
+TITLE = "F5 Voice Studio"
+HEADER = f"""
+<div id="app-header">
+  <h1>{TITLE}</h1>
+  <p>Clone a voice from a few seconds of reference audio with
+  <a href="https://github.com/SWivid/F5-TTS" target="_blank" rel="noopener">F5-TTS</a>, then make it say anything.
+  The model is loaded on demand and unloaded when idle, so the GPU can be shared.</p>
+</div>
+"""
+CSS_FILE = ASSETS_DIR / "studio.css"
+
+
+def build_demo(backend: Backend) -> gr.Blocks:
+    """The Blocks app on ``backend`` (forms and limits follow its settings)."""
+    settings = backend.settings
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
+        gr.HTML(HEADER)
+        banner = ui_format.fast_mode_banner(settings.cpu_fast_mode, settings.cpu_fast_cfg_cutoff)
+        if banner:  # the opt-in fast mode is never silent: said above the form and on every result
+            gr.HTML(banner)
+        with gr.Tabs():
+            with gr.Tab("Voice clone", id="clone"):
+                clone = build_clone_tab(settings, load_voices())
+                panel = build_engine_panel()
+            with gr.Tab("API", id="api"):
+                build_api_tab(settings)
+        wire_clone_tab(clone, settings)
+        wire_engine_panel(panel, demo)
+    # No queue bound (it would refuse /status too): the engine bounds the waiting line (BusyError).
+    demo.queue(max_size=None)
+    return demo
+
+
+def launch_options(backend: Backend, max_upload_mb: float) -> dict[str, Any]:
+    """Keyword arguments of ``demo.launch()`` for this deployment."""
+    return dict(
+        max_file_size=int(max_upload_mb * 1024 * 1024),
+        allowed_paths=[str(ASSETS_DIR)],
+        max_threads=max_threads(backend.settings.max_queue),
+        css=CSS_FILE.read_text(encoding="utf-8"),
+        theme=gr.themes.Soft(),
+        show_error=False,
+    )

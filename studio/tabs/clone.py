@@ -1,0 +1,109 @@
+"""The "Voice clone" tab: a reference clip and a text in, streamed speech out; and the API's
+``/synthesize`` endpoint, which takes the same inputs and returns the whole clip."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gradio as gr
+
+from studio import handlers
+from studio.backend import FrontendSettings
+from studio.voices import Voice
+
+
+@dataclasses.dataclass
+class CloneTab:
+    """The tab's components that other parts of the page (examples, events, other tabs) use."""
+
+    ref_audio: gr.Audio
+    ref_text: gr.Textbox
+    gen_text: gr.Textbox
+    nfe_step: gr.Slider
+    speed: gr.Slider
+    cross_fade: gr.Slider
+    remove_silence: gr.Checkbox
+    seed: gr.Number
+    randomize: gr.Checkbox
+    generate_btn: gr.Button
+    stop_btn: gr.Button
+    text_file: gr.UploadButton
+    live_audio: gr.Audio
+    out_audio: gr.Audio
+    details: gr.Markdown
+    spectrogram: gr.Image
+
+
+def build_clone_tab(settings: FrontendSettings, voices: list[Voice]) -> CloneTab:
+    """Lay out the tab's form and results (inside a ``gr.Tab`` opened by the caller)."""
+    limits, defaults = settings.limits, settings.defaults
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=320):
+            ref_audio = gr.Audio(label=f"Reference audio (3-{settings.max_ref_seconds:g} s, one voice)",
+                                 sources=["upload", "microphone"], type="filepath", elem_id="ref-audio")
+            ref_text = gr.Textbox(
+                label="Reference text (optional)", lines=2, elem_id="ref-text",
+                placeholder="What is said in the reference clip. Leave empty to transcribe it "
+                            "automatically, where a speech recognition model is set up.")
+            gen_text = gr.Textbox(
+                label="Text to generate", lines=6, elem_id="gen-text",
+                info=f"Up to {settings.max_text_chars} characters; long texts are split into sentences and streamed.",
+                placeholder="Type what the cloned voice should say...")
+            text_file = gr.UploadButton("Load the text from a .txt file", file_types=[".txt"], type="filepath",
+                                        size="sm", variant="secondary", elem_id="text-file")
+            with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
+                nfe_step = gr.Slider(*limits["nfe_step"], value=settings.default_nfe_step, step=1, label="NFE steps",
+                                     info="More steps: better quality, slower.", elem_id="nfe-step")
+                speed = gr.Slider(*limits["speed"], value=defaults.speed, step=0.05, label="Speed", elem_id="speed")
+                cross_fade = gr.Slider(*limits["cross_fade"], value=defaults.cross_fade, step=0.01,
+                                       label="Cross-fade between chunks (s)", elem_id="cross-fade")
+                remove_silence = gr.Checkbox(defaults.remove_silence, label="Remove long silences",
+                                             elem_id="remove-silence")
+                with gr.Row():
+                    seed = gr.Number(defaults.seed, label="Seed (-1 = random)", precision=0, elem_id="seed",
+                                     scale=2, min_width=120)
+                    randomize = gr.Checkbox(True, label="Randomize seed", elem_id="randomize", scale=1, min_width=120)
+            with gr.Row():
+                generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn", scale=3)
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1, min_width=80)
+        with gr.Column(scale=1, min_width=320):
+            live_audio = gr.Audio(label="Live playback (streams while the rest is made)", streaming=True,
+                                  autoplay=True, interactive=False, elem_id="live-audio")
+            out_audio = gr.Audio(label="Generated audio", type="filepath", format="wav", interactive=False,
+                                 buttons=["download"], elem_id="out-audio")
+            details = gr.Markdown("", elem_id="details")
+            spectrogram = gr.Image(label="Mel spectrogram", type="numpy", format="png", visible=False,
+                                   interactive=False, elem_id="spectrogram")
+    if voices:
+        gr.Examples(examples=[[str(v.path), v.ref_text, v.example_text] for v in voices],
+                    example_labels=[v.name for v in voices], inputs=[ref_audio, ref_text, gen_text],
+                    label="Example voices: click one, then Generate")
+    return CloneTab(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
+                    generate_btn, stop_btn, text_file, live_audio, out_audio, details, spectrogram)
+
+
+def wire_clone_tab(tab: CloneTab, settings: FrontendSettings) -> None:
+    """Connect the tab's events, and the API's ``/synthesize`` (inside the Blocks context)."""
+    form = [tab.ref_audio, tab.ref_text, tab.gen_text, tab.nfe_step, tab.speed, tab.cross_fade,
+            tab.remove_silence, tab.seed]
+    # The UI's Generate: streaming, private (API clients use /synthesize below).
+    generate_event = tab.generate_btn.click(
+        handlers.generate_stream, inputs=form + [tab.randomize],
+        outputs=[tab.out_audio, tab.live_audio, tab.spectrogram, tab.details, tab.seed],
+        concurrency_limit=None, api_visibility="private", show_progress_on=[tab.out_audio])
+    tab.stop_btn.click(None, cancels=[generate_event], queue=False, api_visibility="private")
+    tab.text_file.upload(handlers.read_text_file, inputs=tab.text_file, outputs=tab.gen_text, queue=False,
+                         api_visibility="private")
+
+    # The API takes plain numbers, not the sliders: a slider refuses out-of-range values itself
+    # (with a server-side traceback), while the engine explains every limit in its own words.
+    with gr.Group(visible=False):
+        api_nfe_step = gr.Number(settings.default_nfe_step, label="nfe_step")
+        api_speed = gr.Number(settings.defaults.speed, label="speed")
+        api_cross_fade = gr.Number(settings.defaults.cross_fade, label="cross_fade")
+        api_trigger = gr.Button("synthesize")
+    api_form = [tab.ref_audio, tab.ref_text, tab.gen_text, api_nfe_step, api_speed, api_cross_fade,
+                tab.remove_silence, tab.seed]
+    # The API's /synthesize: plain, one result. Triggered by a hidden button only API clients use.
+    api_trigger.click(handlers.synthesize, inputs=api_form, outputs=[tab.out_audio, tab.details, tab.seed],
+                      api_name="synthesize", concurrency_limit=None)
