@@ -64,11 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     nfe = args.nfe or (4 if args.full else 8)
 
-    from engine.text_input import first_chunk_split
     from engine.audio_input import read_reference
     from engine.config import EngineConfig
     from engine.session import Engine
-    from engine.text_input import chunk_text
+    from engine.text_input import chunk_text, first_chunk_split
 
     print(f"machine: {machine_summary()}")
     clip = read_reference(REF_WAV, 12.0)

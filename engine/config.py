@@ -34,6 +34,8 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_CPU_FAST_MODE": ("0", "1 = opt-in fast CPU mode: the DiT's attention and feed-forward layers run in int8 when the model is on the CPU (1.4-1.5x faster, audio slightly different; the UI says so). 0 = exact."),
     "F5_CPU_FAST_CFG_CUTOFF": ("", "With F5_CPU_FAST_MODE=1: flow time (0-1) from which classifier-free guidance is skipped, e.g. 0.25 (1.9x in all, larger deviation). Empty = never."),
     "F5_CPU_THREADS": ("0", "torch CPU threads; 0 = the CPUs this process may really use (affinity and cgroup quota)."),
+    "F5_MAX_BATCH": ("auto", "Requests whose next chunks are sampled together in one pass (1-64); `auto` = 8 on CUDA, 1 on the CPU (see bench/batching.py). 1 = one request at a time."),
+    "F5_BATCH_WAIT_MS": ("10", "With batching on: how long a pass waits for requests that are about to ask for their next chunk (0-1000 ms)."),
 }
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -74,6 +76,8 @@ class EngineConfig:
     cpu_fast_mode: bool = False
     cpu_fast_cfg_cutoff: float | None = None
     cpu_threads: int = 0
+    max_batch: int | None = None  # None: automatic (8 on CUDA, 1 on the CPU)
+    batch_wait_ms: float = 10.0
 
     def __post_init__(self) -> None:
         if self.dtype not in _DTYPES:
@@ -95,6 +99,10 @@ class EngineConfig:
         if self.cpu_fast_cfg_cutoff is not None and not self.cpu_fast_mode:
             raise ConfigError(f"F5_CPU_FAST_CFG_CUTOFF={self.cpu_fast_cfg_cutoff} needs F5_CPU_FAST_MODE=1 "
                               "(it is part of the opt-in fast mode)")
+        if self.max_batch is not None and not 1 <= self.max_batch <= 64:
+            raise ConfigError(f"F5_MAX_BATCH={self.max_batch} must be between 1 and 64 (or auto)")
+        if not 0 <= self.batch_wait_ms <= 1000:
+            raise ConfigError(f"F5_BATCH_WAIT_MS={self.batch_wait_ms:g} must be between 0 and 1000")
         if self.cpu_threads < 0:
             raise ConfigError(f"F5_CPU_THREADS={self.cpu_threads} must be 0 (automatic) or more")
         if self.hub.arch_json:
@@ -151,6 +159,9 @@ class EngineConfig:
             cpu_fast_cfg_cutoff=(_number("F5_CPU_FAST_CFG_CUTOFF", get("F5_CPU_FAST_CFG_CUTOFF"), float)
                                  if get("F5_CPU_FAST_CFG_CUTOFF") else None),
             cpu_threads=_number("F5_CPU_THREADS", get("F5_CPU_THREADS"), int),
+            max_batch=(None if get("F5_MAX_BATCH").lower() in ("", "auto")
+                       else _number("F5_MAX_BATCH", get("F5_MAX_BATCH"), int)),
+            batch_wait_ms=_number("F5_BATCH_WAIT_MS", get("F5_BATCH_WAIT_MS"), float),
         )
 
 
@@ -193,6 +204,14 @@ def resolve_device(device: str) -> "torch.device":  # noqa: F821 - torch importe
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def resolve_max_batch(max_batch: int | None, device: "torch.device") -> int:  # noqa: F821
+    """The batch size in use: as configured, or automatic (8 on CUDA, 1 elsewhere: on a CPU a
+    batch computes as long as its items one after another, see bench/batching.py)."""
+    if max_batch is not None:
+        return max_batch
+    return 8 if device.type == "cuda" else 1
 
 
 def resolve_dtype(dtype: str, device: "torch.device") -> "torch.dtype":  # noqa: F821

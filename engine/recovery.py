@@ -7,7 +7,6 @@ Everything else is a real error and is reported.
 
 from __future__ import annotations
 
-import gc
 import logging
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -65,13 +64,11 @@ def clear_f5_module_caches() -> None:
 
 
 def free_accelerator_memory(device: torch.device) -> None:
-    """Collect garbage and return cached blocks to the driver. A no-op off CUDA: a full
-    ``gc.collect()`` holds the GIL for ~1 s over a large heap, stalling every request and status
-    call, and CPU tensors are freed by reference counting anyway."""
-    if device.type == "cuda" and torch.cuda.is_available():
-        gc.collect()  # device tensors caught in reference cycles
-        torch.cuda.synchronize(device)
-        torch.cuda.empty_cache()
+    """Give back what no live tensor needs on ``device`` (see
+    :func:`engine.device_memory.release_device_memory`); a no-op off CUDA."""
+    from engine.device_memory import release_device_memory
+
+    release_device_memory(device)
 
 
 def classify_failure(exc: BaseException) -> str | None:

@@ -1,11 +1,11 @@
 """The request path: from a validated request to streamed chunks and a counted result.
 
 One request: enter the waiting line (bounded) -> take a lease (loading the model if needed) ->
-wait for the inference turn (its place in line reported as progress) -> plan -> put the model back
-on the primary device if a fallback moved it -> each chunk with recovery (a CPU rerun when the
-device fails) -> cross-fade and stream -> the result, counted as served. Every way out counts the
-request once: served, failed (the engine's fault) or refused (the caller's); a client that goes
-away (a closed stream) counts in none.
+wait for a seat of the inference turn (its place in line reported as progress) -> plan -> each
+chunk computed in a pass of the scheduler, possibly batched with other seated requests, with
+recovery (a CPU rerun when the device fails) -> cross-fade and stream -> the result, counted as
+served. Every way out counts the request once: served, failed (the engine's fault) or refused
+(the caller's); a client that goes away (a closed stream) counts in none.
 """
 
 from __future__ import annotations
@@ -15,20 +15,20 @@ import time
 from typing import Callable, Iterator
 
 import numpy as np
-import torch
-
 from engine.audio_input import ReferenceClip
+from engine.batching import Job, PassScheduler
 from engine.errors import EngineError, InputError
 from engine.lifecycle import Lifecycle
 from engine.loader import SAMPLE_RATE
+from engine.noise import NoiseSource
 from engine.options import Options
+from engine.passes import ChunkWork
 from engine.planning import make_plan
-from engine.recovery import run_with_recovery
 from engine.residency import Residency
 from engine.results import StreamChunk, SynthesisResult
 from engine.speed import FAST_MODE_NOTICE
 from engine.status import Notice, NoticeKind
-from engine.synthesis import CrossFader, SynthesisPlan, generate_chunk, prepare_reference, remove_long_silences
+from engine.synthesis import CrossFader, SynthesisPlan, remove_long_silences
 from engine.turn import FairTurn
 
 log = logging.getLogger(__name__)
@@ -39,28 +39,30 @@ ProgressFn = Callable[[float, str], None]
 class RequestPath:
     """Runs requests on the engine's lifecycle, residency and turn (see :mod:`engine.session`)."""
 
-    def __init__(self, lifecycle: Lifecycle, residency: Residency, turn: FairTurn,
-                 transcribe: Callable[[ReferenceClip], str], fall_back: Callable[[str], None]):
+    def __init__(self, lifecycle: Lifecycle, residency: Residency, turn: FairTurn, scheduler: PassScheduler,
+                 transcribe: Callable[[ReferenceClip], str], count_fallbacks: Callable[[str, int], None]):
         self.lifecycle = lifecycle
         self.residency = residency
         self.turn = turn
+        self.scheduler = scheduler
         self.transcribe = transcribe
-        self.fall_back = fall_back
+        self.count_fallbacks = count_fallbacks
 
     def stream(self, clip: ReferenceClip, ref: str, gen: str, options: Options, progress: ProgressFn,
                fallback_reason: str | None, fast_start: bool = False) -> Iterator[StreamChunk]:
         """The whole life of one request, as a generator of its chunks (see the module docstring)."""
         arrived = time.perf_counter()
         self.lifecycle.admit()
-        lease = None
+        lease = job = None
         has_turn, waiting = False, True
         try:
             lease = self.lifecycle.acquire_lease(progress)
             self.turn.acquire(lambda ahead: progress(0.0, f"Waiting for the engine: {ahead} request(s) ahead"))
             has_turn = True
+            job = self.scheduler.register()
             self.lifecycle.leave_line()
             waiting = False
-            yield from self._run(clip, ref, gen, options, progress, arrived, fallback_reason, fast_start)
+            yield from self._run(job, clip, ref, gen, options, progress, arrived, fallback_reason, fast_start)
         except GeneratorExit:  # the client went away: not a failure
             raise
         except BaseException as exc:
@@ -73,12 +75,14 @@ class RequestPath:
         finally:
             if waiting:
                 self.lifecycle.leave_line()
+            if job is not None:
+                self.scheduler.unregister(job)
             if has_turn:
                 self.turn.release()
             if lease is not None:
                 lease.release()
 
-    def _run(self, clip: ReferenceClip, ref: str, gen: str, options: Options, progress: ProgressFn,
+    def _run(self, job: Job, clip: ReferenceClip, ref: str, gen: str, options: Options, progress: ProgressFn,
              arrived: float, fallback_reason: str | None, fast_start: bool) -> Iterator[StreamChunk]:
         started = time.perf_counter()
         self.lifecycle.start_running()
@@ -86,38 +90,33 @@ class RequestPath:
             loaded = self.residency.loaded
             assert loaded is not None
             plan, notices = make_plan(clip, ref, gen, options, loaded.vocab, self.transcribe, progress, fast_start)
-            yield from self._generate(plan, progress, notices, started, started - arrived, fallback_reason)
+            yield from self._generate(job, plan, progress, notices, started, started - arrived, fallback_reason)
         finally:
             self.lifecycle.stop_running()
 
-    def _ensure_primary_placement(self) -> bool:
-        """Before a request: put the model back on the primary device if a fallback moved it.
-        Returns True when that fails and the request must run on the CPU."""
-        if self.residency.on_primary:
-            return False
-        reason = self.residency.try_place_on_primary()
-        if reason is None:
-            return False
-        self.fall_back(reason)
-        return True
-
-    def _generate(self, plan: SynthesisPlan, progress: ProgressFn, notices: list[Notice], started: float,
+    def _generate(self, job: Job, plan: SynthesisPlan, progress: ProgressFn, notices: list[Notice], started: float,
                   queue_wait: float, fallback_reason: str | None) -> Iterator[StreamChunk]:
-        if fallback_reason:
-            self.fall_back(fallback_reason)
-            fell_back = True
-        else:
-            fell_back = self._ensure_primary_placement()
-        torch.manual_seed(plan.seed)
+        work = job.work = ChunkWork(plan=plan, index=0, noise=NoiseSource(plan.seed), cpu_only=bool(fallback_reason))
+        fell_back = bool(fallback_reason)
+        if fallback_reason:  # the caller's accelerator failed outside the engine: all of it on the CPU
+            self.count_fallbacks(fallback_reason, 1)
         fader = CrossFader(plan.cross_fade)
         mels, total = [], len(plan.batches)
         streamed: list[np.ndarray] = []
-        for i, text in enumerate(plan.batches):
+        devices: list[str] = []
+        fast = False
+        for i in range(total):
             progress(i / total, f"Generating chunk {i + 1} of {total}")
-            (wave, mel), chunk_fell_back = self._chunk(plan, i, text)
-            fell_back = fell_back or chunk_fell_back
-            mels.append(mel)
-            playable = fader.push(wave)
+            work.index = i
+            outcome = self.scheduler.compute(job)
+            if outcome.error is not None:
+                raise outcome.error
+            if outcome.fell_back:  # its remaining chunks stay on the CPU; the next request tries again
+                fell_back = work.cpu_only = True
+            devices.append(outcome.device)
+            fast = fast or outcome.fast_mode
+            mels.append(outcome.mel)
+            playable = fader.push(outcome.wave)
             if i == total - 1:
                 playable = np.concatenate([playable, fader.finish()])
             if plan.remove_silence and i < total - 1:
@@ -126,33 +125,17 @@ class RequestPath:
                 audio = np.concatenate([*streamed, playable]).astype(np.float32, copy=False)
                 if plan.remove_silence:
                     playable = audio = remove_long_silences(audio)
-                result = self._finish(plan, audio, np.concatenate(mels, axis=1), fell_back, notices,
-                                      started, queue_wait)
+                result = self._finish(plan, audio, np.concatenate(mels, axis=1), fell_back, fast, devices[-1],
+                                      notices, started, queue_wait)
                 progress(1.0, "Done")
                 yield StreamChunk(index=i, total=total, audio=playable, sample_rate=SAMPLE_RATE, result=result)
             else:
                 streamed.append(playable)
                 yield StreamChunk(index=i, total=total, audio=playable, sample_rate=SAMPLE_RATE)
 
-    def _chunk(self, plan: SynthesisPlan, index: int, text: str) -> tuple[tuple[np.ndarray, np.ndarray], bool]:
-        """One chunk where the model is placed, with recovery; every retry draws the same noise."""
-        rng_state = torch.random.get_rng_state()
-
-        def run() -> tuple[np.ndarray, np.ndarray]:
-            loaded = self.residency.loaded
-            audio, rms = prepare_reference(plan.clip, self.residency.placed_on)
-            model = self.residency.model_for_compute()  # int8 shadow: opt-in, CPU only
-            return generate_chunk(model, loaded.vocoder, audio, rms, plan.ref_text, text, plan.nfe_step,
-                                  plan.speed, plan.gen_frames(index))
-
-        return run_with_recovery(run, self.residency, self.fall_back, lambda: torch.random.set_rng_state(rng_state))
-
-    def _finish(self, plan: SynthesisPlan, audio: np.ndarray, mel: np.ndarray, fell_back: bool,
-                notices: list[Notice], started: float, queue_wait: float) -> SynthesisResult:
+    def _finish(self, plan: SynthesisPlan, audio: np.ndarray, mel: np.ndarray, fell_back: bool, fast: bool,
+                device: str, notices: list[Notice], started: float, queue_wait: float) -> SynthesisResult:
         elapsed = time.perf_counter() - started
-        placed_on = self.residency.placed_on
-        device = str(placed_on)
-        fast = self.residency.fast_mode.applies_to(placed_on)
         if fast:  # never silent: every result says so
             notices.insert(0, FAST_MODE_NOTICE)
         if fell_back:

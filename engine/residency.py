@@ -86,6 +86,16 @@ class Residency:
         return self._placed_on
 
     @property
+    def placed_dtype(self) -> torch.dtype | None:
+        """The model's dtype where it is placed (None when it is not in memory)."""
+        return self._placed_dtype
+
+    @property
+    def on_cpu_fallback(self) -> bool:
+        """Whether the model is placed as the CPU rerun needs it: on the CPU in float32."""
+        return self._placed_on == CPU and self._placed_dtype == torch.float32
+
+    @property
     def on_primary(self) -> bool:
         """Whether the model is placed on the primary device in the primary dtype."""
         return self._placed_on == self.device and self._placed_dtype == self.dtype

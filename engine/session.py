@@ -6,18 +6,23 @@ when idle, placed completely, and rerun on the CPU when the accelerator still fa
 * :class:`~engine.lifecycle.Lifecycle` -- states, leases, single-flight load, unload, keep-alive;
 * :class:`~engine.residency.Residency` -- the model, its host master copy, where it is placed;
 * :class:`~engine.request_path.RequestPath` -- one request from the waiting line to its result;
-* :class:`~engine.turn.FairTurn` -- one synthesis at a time, first come first served.
+* :class:`~engine.turn.FairTurn` -- ``F5_MAX_BATCH`` seats, first come first served;
+* :class:`~engine.batching.PassScheduler` and :class:`~engine.passes.PassRunner` -- the seated
+  requests' next chunks, sampled together in passes, with the CPU rerun.
 
 Lock order (outer to inner; never take an outer one while holding an inner one). This is the
 one place it is written down:
 
-    FairTurn (the inference turn: one request's whole synthesis)
+    FairTurn._cond (a seat: held only while taking or giving one back)
+    PassScheduler._cond (who is in the next pass; released while the pass runs)
       -> Lifecycle.cond (state, leases, the waiting line, counters; held briefly)
-    FairTurn -> CpuFastMode._lock (building or dropping the int8 shadow; never with Lifecycle.cond held)
+    a running pass -> CpuFastMode._lock (building or dropping the int8 shadow; never with Lifecycle.cond held)
 
-Loading and unloading run with neither held: the LOADING / UNLOADING states stand in for them,
-and nobody touches the model in those states. The model is placed (moved between devices) only
-while LOADING / UNLOADING, or by the request that holds the turn in READY.
+A request holds a seat of the turn for its whole synthesis (with one seat: one request at a
+time). Loading and unloading run with no lock held: the LOADING / UNLOADING states stand in for
+them, no request holds a lease then, and nobody touches the model. The model is placed (moved
+between devices) only while LOADING / UNLOADING, or by the thread leading a pass in READY (one
+pass at a time).
 """
 
 from __future__ import annotations
@@ -30,19 +35,22 @@ import torch
 
 from engine.asr import NO_ASR_MESSAGE, WhisperTranscriber
 from engine.audio_input import ReferenceClip, read_reference
+from engine.batching import PassScheduler
 from engine.clock import Clock, SystemClock
-from engine.config import ConfigError, EngineConfig, resolve_device, resolve_dtype
+from engine.config import ConfigError, EngineConfig, resolve_device, resolve_dtype, resolve_max_batch
+from engine.device_memory import device_memory
 from engine.errors import InputError
 from engine.lifecycle import Lease, Lifecycle
 from engine.loader import LoadedModel, load_from_files
 from engine.model_source import download_hub_model, read_model_dir
 from engine.options import DEFAULTS, LIMITS, validate_options
+from engine.passes import PassRunner
 from engine.request_path import RequestPath
 from engine.residency import ModelView, Residency
 from engine.results import StreamChunk, SynthesisResult
 from engine.speed import CpuFastMode, configure_cpu_threads, int8_kernels_available
 from engine.states import EngineState
-from engine.status import DeviceMemory, EngineStatus
+from engine.status import EngineStatus
 from engine.text_input import clean_text
 from engine.turn import FairTurn
 
@@ -66,6 +74,7 @@ class Engine:
         self.clock = clock or SystemClock()
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
+        self.max_batch = resolve_max_batch(config.max_batch, self.device)
         self.loader: Callable[[], LoadedModel] = loader or self._load_from_config
         self._transcriber_factory = transcriber_factory or self._default_transcriber
         if config.cpu_fast_mode and not int8_kernels_available():
@@ -75,10 +84,12 @@ class Engine:
         self._residency = Residency(self.device, self.dtype, config.keep_host_copy,
                                     CpuFastMode(config.cpu_fast_mode, cfg_cutoff=config.cpu_fast_cfg_cutoff))
         self._transcriber: Any = None
-        self._turn = FairTurn()
+        self._turn = FairTurn(self.max_batch)
         self._lifecycle = Lifecycle(config, self.clock, self._load, self._unload, start_reaper)
-        self._requests = RequestPath(self._lifecycle, self._residency, self._turn, self._transcribe,
-                                     self._fall_back_to_cpu)
+        self._scheduler = PassScheduler(PassRunner(self._residency, self._count_fallbacks).run, self.max_batch,
+                                        gather_s=config.batch_wait_ms / 1000)
+        self._requests = RequestPath(self._lifecycle, self._residency, self._turn, self._scheduler,
+                                     self._transcribe, self._count_fallbacks)
 
     # ------------------------------------------------------------------ what it is
 
@@ -106,8 +117,8 @@ class Engine:
 
     @property
     def busy(self) -> bool:
-        """Whether a synthesis holds the inference turn right now."""
-        return self._turn.held
+        """Whether a synthesis holds a seat of the inference turn, or a pass is running, right now."""
+        return self._turn.held or self._scheduler.running
 
     def inspect(self) -> ModelView:
         """A read-only view of the model, vocoder, device, dtype and placement (tests, benches,
@@ -117,6 +128,7 @@ class Engine:
     def status(self) -> EngineStatus:
         """A snapshot of the engine (``.to_dict()`` for JSON)."""
         lifecycle, residency = self._lifecycle, self._residency
+        batching = self._scheduler.stats()
         with lifecycle.cond:
             placed_on = residency.placed_on
             loaded = residency.loaded
@@ -129,7 +141,8 @@ class Engine:
                 peak_inference_concurrency=lifecycle.peak_running, last_error=lifecycle.last_error,
                 host_copy=residency.has_host_copy, model=loaded.origin if loaded is not None else None,
                 fast_mode=self.fast_mode.status(placed_on or self.device), cpu_threads=torch.get_num_threads(),
-                memory=_device_memory(self.device))
+                memory=device_memory(self.device), max_batch=self.max_batch,
+                batched_passes=batching["batched_passes"], peak_batch=batching["peak_batch"])
         return status
 
     # ------------------------------------------------------------------ lifecycle
@@ -217,7 +230,8 @@ class Engine:
         from_disk = self._residency.ensure_loaded(self.loader)
         reason = self._residency.try_place_on_primary()
         if reason is not None:
-            self._fall_back_to_cpu(reason)
+            self._count_fallbacks(reason, 1)
+            self._residency.fall_back_to_cpu()
         log.info("model loaded %s onto %s in %.2f s; device memory %s -> %s",
                  "from disk" if from_disk else "from the host copy", self._residency.placed_on,
                  time.perf_counter() - t0, _fmt_bytes(before), _fmt_bytes(_allocated_bytes(self.device)))
@@ -233,10 +247,10 @@ class Engine:
         log.info("model unloaded in %.2f s; device memory %s -> %s", time.perf_counter() - t0,
                  _fmt_bytes(before), _fmt_bytes(_allocated_bytes(self.device)))
 
-    def _fall_back_to_cpu(self, reason: str) -> None:
-        """Count a fallback and place everything on the CPU in float32."""
-        self._lifecycle.record("fallbacks", f"CPU fallback after {reason}")
-        self._residency.fall_back_to_cpu()
+    def _count_fallbacks(self, reason: str, requests: int) -> None:
+        """Count ``requests`` served from the CPU because the accelerator failed (``reason``)."""
+        for _ in range(requests):
+            self._lifecycle.record("fallbacks", f"CPU fallback after {reason}")
 
     def _transcribe(self, clip: ReferenceClip) -> str:
         if self._transcriber is None:
@@ -255,13 +269,6 @@ class Engine:
         if not self.config.asr_model:
             raise InputError(NO_ASR_MESSAGE)
         return WhisperTranscriber(self.config.asr_model, device)
-
-
-def _device_memory(device: torch.device) -> DeviceMemory | None:
-    if device.type != "cuda" or not torch.cuda.is_available():
-        return None
-    return DeviceMemory(allocated_mb=round(torch.cuda.memory_allocated(device) / 2**20, 1),
-                        reserved_mb=round(torch.cuda.memory_reserved(device) / 2**20, 1))
 
 
 def _allocated_bytes(device: torch.device) -> int | None:

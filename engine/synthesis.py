@@ -1,12 +1,9 @@
-"""One synthesis on one device: the chunk loop, without locks or lifecycle (the session owns those).
+"""The arithmetic around the sampler, per chunk: the plan of a request, the reference audio on a
+device, each chunk's length and tokens, vocoding, cross-fading and silence removal.
 
-The arithmetic mirrors f5_tts's ``infer_batch_process`` step for step, so the same seed gives the
-same audio, with three differences the engine needs:
-
-* the device is always passed in (never f5_tts's import-time global or ``next(parameters())``);
-* chunks run one after another in the calling thread, each ``model.sample`` followed by
-  ``transformer.clear_cache()`` in a ``finally`` (f5_tts leaves a stale cache after an exception);
-* each chunk is handed out as soon as it is ready, already cross-faded, for progress and streaming.
+It mirrors f5_tts's ``infer_batch_process`` step for step, so the same seed gives the same audio;
+the device is always passed in (never f5_tts's import-time global or ``next(parameters())``).
+The sampling itself is :mod:`engine.sampler`; locks and lifecycle are the session's.
 """
 
 from __future__ import annotations
@@ -23,8 +20,6 @@ from engine.loader import HOP_LENGTH, SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 TARGET_RMS = 0.1
-CFG_STRENGTH = 2.0
-SWAY_SAMPLING_COEF = -1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,36 +59,36 @@ def prepare_reference(clip: ReferenceClip, device: torch.device) -> tuple[torch.
     return audio.to(device), rms
 
 
-def generate_chunk(model: torch.nn.Module, vocoder: torch.nn.Module, audio: torch.Tensor, rms: float,
-                   ref_text: str, gen_text: str, nfe_step: int, speed: float,
-                   gen_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Sample one chunk and vocode it; the DiT text cache is cleared whatever happens.
+def chunk_frames(plan: SynthesisPlan, index: int, ref_audio_len: int) -> int:
+    """Total mel frames of chunk ``index`` (reference + generated), sized as f5_tts sizes them:
+    from the text's length in UTF-8 bytes and the speed (0.3 for texts under 10 bytes), or from
+    the wanted duration."""
+    gen_text = plan.batches[index]
+    wanted = plan.gen_frames(index)
+    if wanted is not None:
+        return ref_audio_len + wanted
+    local_speed = 0.3 if len(gen_text.encode("utf-8")) < 10 else plan.speed
+    return ref_audio_len + int(ref_audio_len / len(plan.ref_text.encode("utf-8"))
+                               * len(gen_text.encode("utf-8")) / local_speed)
 
-    ``gen_frames`` fixes the number of generated mel frames (a wanted duration); None sizes it
-    from the text and ``speed`` as f5_tts does."""
+
+def chunk_tokens(plan: SynthesisPlan, index: int) -> list[str]:
+    """What the model reads for chunk ``index``: the reference transcript and the chunk's text, as
+    f5_tts's ``convert_char_to_pinyin`` tokenises them."""
     from f5_tts.model.utils import convert_char_to_pinyin
 
-    local_speed = 0.3 if len(gen_text.encode("utf-8")) < 10 else speed
-    text_list = convert_char_to_pinyin([ref_text + gen_text])
-    ref_audio_len = audio.shape[-1] // HOP_LENGTH
-    if gen_frames is None:
-        duration = ref_audio_len + int(ref_audio_len / len(ref_text.encode("utf-8"))
-                                       * len(gen_text.encode("utf-8")) / local_speed)
-    else:
-        duration = ref_audio_len + gen_frames
-    transformer = model.transformer
-    try:
-        with torch.inference_mode():
-            generated, trajectory = model.sample(cond=audio, text=text_list, duration=duration, steps=nfe_step,
-                                                 cfg_strength=CFG_STRENGTH, sway_sampling_coef=SWAY_SAMPLING_COEF)
-            del trajectory
-            generated = generated.to(torch.float32)[:, ref_audio_len:, :].permute(0, 2, 1)
-            wave = vocoder.decode(generated)
-            if rms < TARGET_RMS:
-                wave = wave * rms / TARGET_RMS
-            return wave.squeeze().cpu().numpy().astype(np.float32, copy=False), generated[0].cpu().numpy()
-    finally:
-        transformer.clear_cache()
+    return convert_char_to_pinyin([plan.ref_text + plan.batches[index]])[0]
+
+
+def decode(vocoder: torch.nn.Module, mel: torch.Tensor, ref_audio_len: int, rms: float) -> tuple[np.ndarray, np.ndarray]:
+    """Vocode one sampled item (``(frames, n_mels)``, reference included) as f5_tts does: drop the
+    reference frames, undo the loudness normalisation. Returns (wave, generated mel)."""
+    with torch.inference_mode():
+        generated = mel.to(torch.float32).unsqueeze(0)[:, ref_audio_len:, :].permute(0, 2, 1)
+        wave = vocoder.decode(generated)
+        if rms < TARGET_RMS:
+            wave = wave * rms / TARGET_RMS
+        return wave.squeeze().cpu().numpy().astype(np.float32, copy=False), generated[0].cpu().numpy()
 
 
 class CrossFader:

@@ -46,8 +46,9 @@ def detect() -> bool:
 
 
 def adapt_config(config: EngineConfig) -> EngineConfig:
-    """ZeroGPU owns placement: load on ``cuda`` at import, never unload, keep no pinned copy."""
-    return dataclasses.replace(config, device="cuda", idle_unload_s=-1.0, keep_host_copy=False)
+    """ZeroGPU owns placement: load on ``cuda`` at import, never unload, keep no pinned copy; and
+    each request is its own GPU lease there, so requests are never batched together."""
+    return dataclasses.replace(config, device="cuda", idle_unload_s=-1.0, keep_host_copy=False, max_batch=1)
 
 
 def estimate_gpu_seconds(gen_text: str | None = "", nfe_step: int | float = 32, **_: Any) -> int:

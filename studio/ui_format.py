@@ -117,8 +117,11 @@ def status_rows(status: EngineStatus, now: float | None = None) -> list[tuple[st
     rows: list[tuple[str, str]] = [("State", state)]
     rows.append(("Device", f"{status.device} ({status.dtype})" if status.dtype else str(status.device)))
     if status.memory is not None:
-        rows.append(("GPU memory", f"{_mb(status.memory.allocated_mb)} allocated / "
-                                   f"{_mb(status.memory.reserved_mb)} reserved"))
+        memory = status.memory
+        text = f"{_mb(memory.allocated_mb)} allocated / {_mb(memory.reserved_mb)} reserved"
+        if memory.process_used_mb is not None:  # the driver's view: includes the CUDA context
+            text += f" · {_mb(memory.process_used_mb)} held by this process"
+        rows.append(("GPU memory", text))
     else:
         rss = process_rss_mb()
         rows.append(("Memory", f"{_mb(rss)} (app process)" if rss is not None else "n/a"))
@@ -127,6 +130,7 @@ def status_rows(status: EngineStatus, now: float | None = None) -> list[tuple[st
                              f"{status.served} served · {status.failed} failed · {status.refused} refused"))
     rows.append(("Loads / unloads / fallbacks", f"{status.loads} / {status.unloads} / {status.fallbacks}"))
     rows.append(("Precision", precision_text(status)))
+    rows.append(("Batching", batching_text(status)))
     if status.model:
         rows.append(("Model", str(status.model)))
     rows.append(("Last error", str(status.last_error or "none")))
@@ -142,6 +146,14 @@ def precision_text(status: EngineStatus) -> str:
     if fast.cfg_cutoff is not None:
         text += f", guidance off after t={float(fast.cfg_cutoff):g}"
     return text + (" · active" if fast.active else " · when on the CPU")
+
+
+def batching_text(status: EngineStatus) -> str:
+    """The 'Batching' card: how many requests may share a pass, and how often they did."""
+    if status.max_batch <= 1:
+        return "off (one request at a time)"
+    return (f"up to {status.max_batch} requests a pass · peak {status.peak_batch} · "
+            f"{status.batched_passes} batched passes")
 
 
 def fast_mode_banner(enabled: bool, cfg_cutoff: float | None = None) -> str:

@@ -22,19 +22,40 @@ from engine.speed.rope import apply_rope
 def attend(attn: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
            mask: torch.Tensor | None, mask_enabled: bool) -> torch.Tensor:
     """SDPA over ``(batch, heads, seq, head_dim)`` queries, keys and values, then the output
-    projection and the padding mask, exactly as f5_tts's ``AttnProcessor`` (torch backend)."""
+    projection and the padding mask, exactly as f5_tts's ``AttnProcessor`` (torch backend).
+
+    A padding mask (a batch of different lengths, see :mod:`engine.sampler`) always keeps padded
+    frames out of the attention, also for models that leave ``attn_mask_enabled`` off (f5_tts
+    batches would otherwise mix padding into every item). On the CPU each item then attends over
+    its own frames alone, so an item of a batch gets the very numbers it gets alone."""
     batch_size, heads = query.shape[0], attn.heads
-    if mask_enabled and mask is not None:
-        attn_mask = mask.unsqueeze(1).unsqueeze(1).expand(batch_size, heads, query.shape[-2], key.shape[-2])
+    if mask is not None and not mask_enabled and query.device.type == "cpu":
+        out = _attend_each(query, key, value, mask)
     else:
-        attn_mask = None
-    out = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=0.0, is_causal=False)
+        if mask is None:
+            attn_mask = None
+        elif mask_enabled:
+            attn_mask = mask.unsqueeze(1).unsqueeze(1).expand(batch_size, heads, query.shape[-2], key.shape[-2])
+        else:  # broadcast, not expanded: (batch, 1, 1, keys)
+            attn_mask = mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=0.0, is_causal=False)
     out = out.transpose(1, 2).reshape(batch_size, -1, heads * query.shape[-1])
     out = out.to(query.dtype)
     out = attn.to_out[0](out)
     out = attn.to_out[1](out)
     if mask is not None:
         out = out.masked_fill(~mask.unsqueeze(-1), 0.0)
+    return out
+
+
+def _attend_each(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """SDPA item by item over each item's valid frames (``mask``: ``(batch, seq)``, valid frames
+    first); padded frames get zeros."""
+    out = torch.zeros_like(query)
+    for i, length in enumerate(mask.sum(dim=1).tolist()):
+        out[i:i + 1, :, :length] = F.scaled_dot_product_attention(
+            query[i:i + 1, :, :length], key[i:i + 1, :, :length], value[i:i + 1, :, :length],
+            dropout_p=0.0, is_causal=False)
     return out
 
 
