@@ -1,23 +1,17 @@
 """Which failures the engine recovers from, how it recovers, and how it frees accelerator memory.
 
 Device-mismatch errors (a tensor left behind on another device) and out-of-memory errors are
-recoverable: :func:`run_with_recovery` retries, re-places the model on the CPU and reruns.
-Everything else is a real error and is reported.
+recoverable: a pass (:mod:`engine.passes`) retries, re-places the model on the CPU and reruns.
+On an accelerator, other unexpected errors are rerun on the CPU too; on the CPU they are real
+errors and are reported.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import torch
 
-from engine.errors import EngineError
-
-if TYPE_CHECKING:
-    from engine.residency import Residency
-
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _MISMATCH_MARKERS = (
@@ -78,49 +72,3 @@ def classify_failure(exc: BaseException) -> str | None:
     if is_device_mismatch(exc):
         return "mismatch"
     return None
-
-
-def _attempt(run: Callable[[], T]) -> tuple[str | None, Any]:
-    """``(None, result)`` on success, ``(kind, message)`` on a recoverable failure.
-
-    Only the message leaves the ``except`` block: the traceback (and the tensors its frames hold)
-    is dropped before any recovery runs."""
-    try:
-        return None, run()
-    except Exception as exc:
-        kind = classify_failure(exc)
-        if kind is None:
-            raise
-        return kind, f"{type(exc).__name__}: {str(exc)[:300]}"
-
-
-def run_with_recovery(run: Callable[[], T], residency: "Residency", fall_back: Callable[[str], None],
-                      rewind: Callable[[], None]) -> tuple[T, bool]:
-    """Run ``run()`` where the model is placed; on a device mismatch or an out-of-memory error,
-    repair and rerun as documented, returning ``(result, fell_back)``.
-
-    * out of memory: free the caches and retry once on the same device;
-    * still failing, or a device mismatch: ``fall_back(reason)`` (which re-places the model on the
-      CPU and counts the fallback), then rerun once there;
-    * failing on the CPU too: an :class:`EngineError` saying so.
-
-    ``rewind()`` runs before every retry, so each attempt draws the same random noise."""
-    kind, detail = _attempt(run)
-    if kind is None:
-        return detail, False
-    if kind == "oom":  # on the CPU too, so this path is exercised without a GPU
-        log.warning("out of memory on %s; freeing caches and retrying once: %s", residency.placed_on, detail)
-        free_accelerator_memory(residency.placed_on or residency.device)
-        rewind()
-        kind, retry = _attempt(run)
-        if kind is None:
-            return retry, False
-        detail = retry
-    log.warning("inference failed on %s (%s); stray tensors: %s; rerunning on the CPU",
-                residency.placed_on, detail, residency.strays() or "none")
-    fall_back(f"{kind}: {detail}")
-    rewind()
-    kind, rerun = _attempt(run)
-    if kind is not None:
-        raise EngineError(f"Synthesis failed on the accelerator and again on the CPU: {rerun}")
-    return rerun, True

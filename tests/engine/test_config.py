@@ -29,6 +29,17 @@ def test_fast_mode_is_off_unless_asked_for():
     assert cfg.cpu_fast_mode is True and cfg.cpu_fast_cfg_cutoff == 0.4 and cfg.cpu_threads == 2
 
 
+def test_batching_is_automatic_by_device():
+    import torch
+
+    from engine.config import resolve_max_batch
+
+    assert EngineConfig.from_env({}).max_batch is None and EngineConfig.from_env({"F5_MAX_BATCH": "auto"}).max_batch is None
+    assert resolve_max_batch(None, torch.device("cuda")) == 8 and resolve_max_batch(None, torch.device("cpu")) == 1
+    cfg = EngineConfig.from_env({"F5_MAX_BATCH": "4", "F5_BATCH_WAIT_MS": "25"})
+    assert resolve_max_batch(cfg.max_batch, torch.device("cpu")) == 4 and cfg.batch_wait_ms == 25
+
+
 @pytest.mark.parametrize("env, words", [
     ({"F5_DEVICE": "gpu9"}, "F5_DEVICE='gpu9'"),
     ({"F5_IDLE_UNLOAD_S": "soon"}, "F5_IDLE_UNLOAD_S='soon' is not a valid float"),
@@ -44,6 +55,9 @@ def test_fast_mode_is_off_unless_asked_for():
     ({"F5_CPU_FAST_MODE": "1", "F5_CPU_FAST_CFG_CUTOFF": "1.5"}, "F5_CPU_FAST_CFG_CUTOFF=1.5 must be between 0 and 1"),
     ({"F5_CPU_FAST_CFG_CUTOFF": "0.4"}, "needs F5_CPU_FAST_MODE=1"),
     ({"F5_CPU_THREADS": "-2"}, "F5_CPU_THREADS=-2 must be 0 (automatic) or more"),
+    ({"F5_MAX_BATCH": "0"}, "F5_MAX_BATCH=0 must be between 1 and 64"),
+    ({"F5_MAX_BATCH": "lots"}, "F5_MAX_BATCH='lots' is not a valid int"),
+    ({"F5_BATCH_WAIT_MS": "5000"}, "F5_BATCH_WAIT_MS=5000 must be between 0 and 1000"),
 ])
 def test_bad_values_stop_with_one_line(env, words):
     with pytest.raises(ConfigError) as err:

@@ -48,6 +48,7 @@ def test_detection_needs_spaces_and_zerogpu(monkeypatch, fake_spaces):
 def test_config_is_adapted_for_zerogpu(tmp_path):
     cfg = zerogpu.adapt_config(EngineConfig(model_dir=tmp_path, idle_unload_s=300))
     assert cfg.device == "cuda" and cfg.idle_unload_s < 0 and cfg.keep_host_copy is False
+    assert cfg.max_batch == 1  # each request is its own GPU lease there: never batched together
 
 
 def test_duration_grows_with_the_request_within_bounds():
