@@ -34,6 +34,11 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_CPU_FAST_MODE": ("0", "1 = opt-in fast CPU mode: the DiT's attention and feed-forward layers run in int8 when the model is on the CPU (1.4-1.5x faster, audio slightly different; the UI says so). 0 = exact."),
     "F5_CPU_FAST_CFG_CUTOFF": ("", "With F5_CPU_FAST_MODE=1: flow time (0-1) from which classifier-free guidance is skipped, e.g. 0.25 (1.9x in all, larger deviation). Empty = never."),
     "F5_CPU_THREADS": ("0", "torch CPU threads; 0 = the CPUs this process may really use (affinity and cgroup quota)."),
+    "F5_BROKER_URL": ("", "Celery mode (see Scaling out): Redis URL of the broker, e.g. `redis://redis:6379/0`; the same for the front-end and every worker. Chunks, heartbeats and request claims are kept there too."),
+    "F5_RESULT_BACKEND": ("", "Celery mode: Redis URL of the result backend; empty = the broker's."),
+    "F5_TASK_TIMEOUT": ("600", "Celery mode: the longest a request may take from being sent to its last chunk (waiting in line and a rerun after a lost worker included); then the user gets a message and the request is cancelled."),
+    "F5_BROKER_VISIBILITY_TIMEOUT": ("120", "Celery mode: seconds after which a request taken by a worker that vanished (killed, machine lost) goes to another worker; keep it above a normal request's run time and below F5_TASK_TIMEOUT."),
+    "F5_HEARTBEAT_S": ("2", "Celery mode: seconds between a worker's status reports; a worker silent for 3 of them counts as gone (the panel drops it, its request may be taken over)."),
 }
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
