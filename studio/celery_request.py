@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from celery import states
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from engine import worker_protocol as protocol
 from engine.asr import NO_ASR_MESSAGE
@@ -40,6 +42,9 @@ POLL_S = 0.25  # longest wait on the event list between two looks at the task's 
 RESULT_GRACE_S = 10.0  # after an attempt's last event, how long its result may take to be stored
 
 
+UNREACHABLE = "The workers' broker (Redis) cannot be reached right now. Please try again in a minute."
+
+
 def busy_message(max_queue: int) -> str:
     """The engine's words for a full waiting line (``Lifecycle.admit``), for the broker's queue."""
     return f"The server is busy ({max_queue} requests waiting). Please try again in a minute."
@@ -54,7 +59,8 @@ def timeout_message(seconds: float) -> str:
 def prepare(config: EngineConfig, request: dict[str, Any]) -> dict[str, Any]:
     """Check ``request`` (``Engine.synthesize_stream``'s keyword arguments) as the engine does and
     return it with the seed drawn; raises :class:`InputError` with the engine's message."""
-    options = validate_options(request.get("nfe_step", config.default_nfe_step) or config.default_nfe_step,
+    nfe_step = request.get("nfe_step")
+    options = validate_options(config.default_nfe_step if nfe_step is None else nfe_step,
                                request.get("speed", DEFAULTS.speed), request.get("cross_fade", DEFAULTS.cross_fade),
                                request.get("remove_silence", DEFAULTS.remove_silence), request.get("seed"),
                                request.get("duration_s"))
@@ -88,24 +94,27 @@ class RemoteRequest:
     def run(self) -> Iterator[StreamChunk]:
         """Send, then yield the chunks (streaming) and a last chunk that carries the result."""
         sent = self._send()
-        finished = False
+        self._ended = False
         try:
             yield from self._follow(sent)
-            finished = True
         finally:
-            self._clean_up(cancel=not finished)
+            self._clean_up(cancel=not self._ended)  # the user left, or no worker finished in time
 
     # ------------------------------------------------------------------ sending
 
     def _send(self) -> float:
         settings = self.backend.settings
-        with self.backend.submit_lock:  # one front-end: the bound is exact; several: checked before each send
-            if self.broker.queue_length() >= settings.max_queue:
-                raise BusyError(busy_message(settings.max_queue))
-            payload = {key: value for key, value in self.request.items() if key != "ref_audio"}
-            payload.update(stream=self.stream, ref_audio=self._upload_reference(self.request.get("ref_audio")))
-            self.backend.app.send_task(SYNTHESIZE_TASK, args=[payload], task_id=self.task_id,
-                                       expires=self.timeout_s)
+        try:
+            with self.backend.submit_lock:  # one front-end: the bound is exact; several: checked before each send
+                if self.broker.queue_length() >= settings.max_queue:
+                    raise BusyError(busy_message(settings.max_queue))
+                payload = {key: value for key, value in self.request.items() if key != "ref_audio"}
+                payload.update(stream=self.stream, ref_audio=self._upload_reference(self.request.get("ref_audio")))
+                self.backend.app.send_task(SYNTHESIZE_TASK, args=[payload], task_id=self.task_id,
+                                           expires=self.timeout_s)
+        except (OperationalError, RedisError):
+            log.exception("request %s could not be sent", self.task_id)
+            raise EngineError(UNREACHABLE) from None
         log.info("request %s sent to the workers (%s)", self.task_id, "streaming" if self.stream else "whole")
         return time.monotonic()
 
@@ -132,7 +141,12 @@ class RemoteRequest:
         while True:
             if time.monotonic() > deadline:
                 raise EngineError(timeout_message(self.timeout_s))
-            item = r.blpop([events], timeout=POLL_S)
+            try:
+                item = r.blpop([events], timeout=POLL_S)
+            except RedisError:  # the broker is restarting: keep trying until the deadline
+                log.warning("request %s: the broker is unreachable; retrying", self.task_id)
+                time.sleep(POLL_S)
+                continue
             if item is not None:
                 event = json.loads(item[1])
                 if event["attempt"] < attempt:
@@ -144,6 +158,7 @@ class RemoteRequest:
                     attempt, held = event["attempt"], None
                 started = started or time.monotonic()
                 if event["type"] == "end":
+                    self._ended = True
                     break
                 if event["index"] >= played:  # a rerun repeats (the same) chunks already played
                     chunk = protocol.decode_chunk(event)
@@ -155,11 +170,15 @@ class RemoteRequest:
                 if time.monotonic() < next_look:
                     continue
             next_look = time.monotonic() + POLL_S
-            state = self.backend.app.backend.get_task_meta(self.task_id, cache=False)
+            try:
+                state = self.backend.app.backend.get_task_meta(self.task_id, cache=False)
+            except RedisError:
+                continue
             if state["status"] == states.REVOKED:
                 raise EngineError(timeout_message(self.timeout_s))
             if state["status"] in states.READY_STATES:
                 if item is None:
+                    self._ended = True
                     break  # every event is read (its end event was lost: a broker restart)
             elif state["status"] == protocol.PROGRESS_STATE:
                 meta = state.get("result") or {}

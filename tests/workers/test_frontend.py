@@ -23,7 +23,7 @@ from engine.status import Notice, NoticeKind
 from engine.worker_config import QUEUE, WorkerSettings, celery_config
 from studio import cluster_status
 from studio.celery_backend import NO_WORKER, CeleryBackend, frontend_engine_config
-from studio.celery_request import busy_message, timeout_message
+from studio.celery_request import UNREACHABLE, busy_message, timeout_message
 from studio.settings import APP_ENV_VARS, SettingsError, backend_kind
 from tests.status_factory import engine_status
 from tests.workers.processes import RedisServer
@@ -110,6 +110,17 @@ def test_bad_input_is_refused_before_anything_is_sent(backend):
         with pytest.raises(InputError, match=words):
             backend.synthesize(**{**request_kwargs("Hello."), **bad})
     assert backend.broker.queue_length() == 0
+
+
+def test_an_unreachable_broker_gets_a_message_not_a_trace():
+    from tests.app_process import free_port
+
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    settings = WorkerSettings(broker_url=nowhere, result_backend=nowhere, task_timeout_s=3.0,
+                              visibility_timeout_s=1.0, heartbeat_s=0.2)
+    with pytest.raises(EngineError) as info:
+        CeleryBackend(settings, frontend_engine_config({})).synthesize(**request_kwargs("Hello."))
+    assert str(info.value) == UNREACHABLE
 
 
 def test_results_chunks_and_errors_cross_as_json_unchanged():
