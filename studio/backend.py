@@ -1,8 +1,8 @@
 """What the front-ends (the page, the Gradio API, the REST API) talk to: a :class:`Backend`.
 
 The front-ends never call ``engine.get_engine()`` themselves. They get the process's backend from
-:func:`get_backend` and use its few verbs; :class:`LocalBackend` runs them on this process's engine.
-Another implementation (workers behind a broker, say) only has to offer the same verbs.
+:func:`get_backend` and use its few verbs; :class:`LocalBackend` runs them on this process's engine,
+``studio.celery_backend.CeleryBackend`` on Celery GPU workers (``F5_BACKEND=celery``).
 
     backend = get_backend()
     result = backend.synthesize(ref_audio=..., ref_text=..., gen_text=..., on_progress=...)

@@ -31,7 +31,7 @@ from engine.audio_input import read_reference
 from engine.config import EngineConfig
 from engine.errors import BusyError, EngineError, InputError
 from engine.options import DEFAULTS, validate_options
-from engine.results import StreamChunk, SynthesisResult
+from engine.results import StreamChunk
 from engine.text_input import clean_text
 from engine.worker_config import SYNTHESIZE_TASK
 
