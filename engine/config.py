@@ -36,6 +36,11 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_CPU_THREADS": ("0", "torch CPU threads; 0 = the CPUs this process may really use (affinity and cgroup quota)."),
     "F5_MAX_BATCH": ("auto", "Requests whose next chunks are sampled together in one pass (1-64); `auto` = 8 on CUDA, 1 on the CPU (see bench/batching.py). 1 = one request at a time."),
     "F5_BATCH_WAIT_MS": ("10", "With batching on: how long a pass waits for requests that are about to ask for their next chunk (0-1000 ms)."),
+    "F5_BROKER_URL": ("", "Celery mode (see Scaling out): Redis URL of the broker, e.g. `redis://redis:6379/0`; the same for the front-end and every worker. Chunks, heartbeats and request claims are kept there too."),
+    "F5_RESULT_BACKEND": ("", "Celery mode: Redis URL of the result backend; empty = the broker's."),
+    "F5_TASK_TIMEOUT": ("600", "Celery mode: the longest a request may take from being sent to its last chunk (waiting in line and a rerun after a lost worker included); then the user gets a message and the request is cancelled."),
+    "F5_BROKER_VISIBILITY_TIMEOUT": ("120", "Celery mode: seconds after which a request taken by a worker that vanished (killed, machine lost) goes to another worker; keep it above a normal request's run time and below F5_TASK_TIMEOUT."),
+    "F5_HEARTBEAT_S": ("2", "Celery mode: seconds between a worker's status reports; a worker silent for 3 of them counts as gone (the panel drops it, its request may be taken over)."),
 }
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")

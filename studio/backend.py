@@ -1,8 +1,8 @@
 """What the front-ends (the page, the Gradio API, the REST API) talk to: a :class:`Backend`.
 
 The front-ends never call ``engine.get_engine()`` themselves. They get the process's backend from
-:func:`get_backend` and use its few verbs; :class:`LocalBackend` runs them on this process's engine.
-Another implementation (workers behind a broker, say) only has to offer the same verbs.
+:func:`get_backend` and use its few verbs; :class:`LocalBackend` runs them on this process's engine,
+``studio.celery_backend.CeleryBackend`` on Celery GPU workers (``F5_BACKEND=celery``).
 
     backend = get_backend()
     result = backend.synthesize(ref_audio=..., ref_text=..., gen_text=..., on_progress=...)
@@ -129,13 +129,25 @@ _backend: Backend | None = None
 _backend_lock = threading.Lock()
 
 
+def make_backend() -> Backend:
+    """The backend ``F5_BACKEND`` asks for: a :class:`LocalBackend` on ``get_engine()``, or a
+    ``CeleryBackend`` (GPU workers behind ``F5_BROKER_URL``)."""
+    from studio.settings import backend_kind
+
+    if backend_kind() == "celery":
+        from studio.celery_backend import CeleryBackend
+
+        return CeleryBackend()
+    return LocalBackend()
+
+
 def get_backend() -> Backend:
-    """The process's backend, made on first use (a :class:`LocalBackend` on ``get_engine()``)."""
+    """The process's backend, made on first use by :func:`make_backend`."""
     global _backend
     if _backend is None:
         with _backend_lock:
             if _backend is None:
-                _backend = LocalBackend()
+                _backend = make_backend()
     return _backend
 
 

@@ -16,7 +16,7 @@ import gradio as gr
 
 from engine import zerogpu
 from engine.errors import EngineError
-from studio import ui_format
+from studio import cluster_status, ui_format
 from studio.backend import get_backend
 from studio.runner import ProgressRelay, pump_stream
 from studio.settings import MAX_TEXT_FILE_BYTES
@@ -161,7 +161,7 @@ def _stream_chunks(args: dict[str, Any], relay: ProgressRelay):
 def engine_status() -> dict[str, Any]:
     """API endpoint ``/status``: the engine's status as JSON."""
     try:
-        return ui_format.public_status(get_backend().status()).to_dict()
+        return cluster_status.status_payload(get_backend())  # local: one engine's dict, as always
     except Exception as error:
         raise user_error(error, "Reading the engine status") from None
 
@@ -187,7 +187,7 @@ def unload_now() -> dict[str, Any]:
 def status_panel() -> str:
     """The engine panel's HTML; never raises (the timer calls it every 2 s)."""
     try:
-        return ui_format.status_html(ui_format.public_status(get_backend().status()))
+        return cluster_status.panel_html(get_backend())  # local: one engine's cards, as always
     except Exception as error:
         log.exception("reading the engine status failed")
         return ui_format.status_error_html(f"Status unavailable: {type(error).__name__}")

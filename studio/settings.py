@@ -10,6 +10,7 @@ ASSETS_DIR = ROOT / "assets"
 
 #: name -> (default, meaning): the app-side rows of the README's configuration table.
 APP_ENV_VARS: dict[str, tuple[str, str]] = {
+    "F5_BACKEND": ("local", "`local`: the engine runs in the app's process. `celery`: the app is a front-end and every synthesis runs on Celery GPU workers through F5_BROKER_URL (see Scaling out)."),
     "F5_MAX_UPLOAD_MB": ("20", "Largest file a browser or API client may upload, in megabytes."),
     "F5_STUDIO_THREADS": ("", "Worker threads of the web server; empty = the larger of 40 and F5_MAX_QUEUE + 16, so every waiting request and the status panel fit."),
     "GRADIO_SERVER_NAME": ("127.0.0.1", "Address to listen on (`0.0.0.0` to serve the network; read by Gradio)."),
@@ -24,6 +25,18 @@ MAX_TEXT_FILE_BYTES = 1_000_000
 
 class SettingsError(ValueError):
     """An app setting in the environment is invalid; the message names the variable."""
+
+
+BACKENDS = ("local", "celery")
+
+
+def backend_kind(environ: dict[str, str] | None = None) -> str:
+    """``F5_BACKEND``: where syntheses run, ``local`` (default) or ``celery``."""
+    env = os.environ if environ is None else environ
+    raw = env.get("F5_BACKEND", APP_ENV_VARS["F5_BACKEND"][0]).strip().lower() or APP_ENV_VARS["F5_BACKEND"][0]
+    if raw not in BACKENDS:
+        raise SettingsError(f"F5_BACKEND={raw!r} must be one of {', '.join(BACKENDS)}")
+    return raw
 
 
 def max_upload_mb(environ: dict[str, str] | None = None) -> float:

@@ -1,0 +1,86 @@
+"""The Celery worker of Celery mode: one engine per worker process, one worker per GPU.
+
+    CUDA_VISIBLE_DEVICES=0 F5_BROKER_URL=redis://redis:6379/0 \\
+        celery -A engine.worker worker --pool solo --concurrency 1 -n gpu0@%h --loglevel INFO
+
+``--pool solo --concurrency 1``: the task runs in the worker process itself, which owns one engine
+(its lock, idle unload, placement and CPU rerun, exactly as in the app). Pin each worker to its GPU
+with ``CUDA_VISIBLE_DEVICES`` and give it a unique name with ``-n``. The engine's settings
+(``F5_MODEL_DIR``, ``F5_DEVICE``, ``F5_IDLE_UNLOAD_S``, ...) and Celery mode's (``F5_BROKER_URL``,
+``F5_TASK_TIMEOUT``, ...) come from the environment and are checked before the worker starts.
+
+Tasks: ``f5.synthesize`` on the shared queue (see ``engine.worker_tasks``), and ``f5.load`` /
+``f5.unload``, which the front-end sends to one worker's own queue (Celery's ``worker_direct``),
+so they run between that worker's requests, like ``Engine.unload()`` waits for the one in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, signals
+
+from engine import worker_protocol as protocol
+from engine import worker_runtime, worker_tasks
+from engine.config import ConfigError, EngineConfig
+from engine.errors import EngineError
+from engine.worker_config import LOAD_TASK, SYNTHESIZE_TASK, UNLOAD_TASK, WorkerSettings, celery_config
+
+log = logging.getLogger(__name__)
+
+try:  # a bad setting stops the worker with one line, before it takes any request
+    SETTINGS = WorkerSettings.from_env()
+    EngineConfig.from_env()
+except ConfigError as _error:
+    raise SystemExit(f"F5 worker cannot start: {_error}") from None
+
+app = Celery("f5_worker")
+app.conf.update(celery_config(SETTINGS))
+
+
+def _runtime(name: str | None = None) -> worker_runtime.WorkerRuntime:
+    return worker_runtime.runtime(SETTINGS, name)
+
+
+@signals.worker_process_init.connect
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    """In the process that runs the tasks (after any fork): name the runtime, start beating."""
+    _runtime(str(sender) if sender else None).start()
+    log.info("worker %s ready (engine made on first use, model loaded on the first request)", _runtime().name)
+
+
+@signals.worker_process_shutdown.connect
+@signals.worker_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    """A clean shutdown leaves the worker list at once (a killed worker's entry expires)."""
+    _runtime().stop()
+
+
+@app.task(name=SYNTHESIZE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+def synthesize(self, request: dict[str, Any]) -> dict[str, Any]:
+    """One synthesis request (the front-end's ``CeleryBackend``); returns a JSON envelope."""
+    return worker_tasks.run_synthesis(self, _runtime(self.request.hostname), request)
+
+
+def _engine_call(verb: str) -> dict[str, Any]:
+    engine = _runtime().engine()
+    try:
+        getattr(engine, verb)()
+    except EngineError as error:
+        return {"status": "error", "error": protocol.encode_error(error), "worker": _runtime().name}
+    finally:
+        _runtime().beat()  # the panel sees the new state at once
+    return {"status": "ok", "engine": engine.status().to_dict(), "worker": _runtime().name}
+
+
+@app.task(name=LOAD_TASK, acks_late=False)
+def load() -> dict[str, Any]:
+    """Load this worker's model now."""
+    return _engine_call("load")
+
+
+@app.task(name=UNLOAD_TASK, acks_late=False)
+def unload() -> dict[str, Any]:
+    """Unload this worker's model now (a request in flight finishes first)."""
+    return _engine_call("unload")

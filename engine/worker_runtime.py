@@ -1,0 +1,132 @@
+"""One Celery worker process's runtime: its name, its Redis client, its engine and its heartbeat.
+
+Fork-safe by construction: nothing here starts a thread, touches CUDA or builds the engine at
+import. :func:`start` runs from Celery's ``worker_process_init`` signal, i.e. in the process that
+will run the tasks (the solo pool's only process, or a prefork child after the fork); the engine
+(``engine.get_engine()``, with its keep-alive reaper) is made there on first use, and loads its
+model on the first request, as in the app.
+
+Why a heartbeat key rather than Celery's ``inspect``/broadcast for the status panel: with the solo
+pool (one engine per process, the recommended setup) a worker handles remote-control messages only
+between tasks, so ``inspect`` would time out exactly while a synthesis runs, which is when the
+panel matters. The heartbeat thread writes ``f5:worker:<name>`` every ``F5_HEARTBEAT_S`` whatever
+the worker is doing; it expires after three missed beats, so a dead worker leaves the list by
+itself. The same beat renews the worker's claim on the request it runs (see ``worker_tasks``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import redis
+from redis.exceptions import LockError, RedisError
+
+from engine import worker_protocol as protocol
+from engine.worker_config import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+
+class WorkerRuntime:
+    """What a worker process keeps between tasks (one per process: see :func:`runtime`)."""
+
+    def __init__(self, settings: WorkerSettings, name: str):
+        self.settings = settings
+        self.name = name
+        self.redis = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5,
+                                          health_check_interval=30)
+        self.started_at = time.time()
+        self._lock = threading.Lock()
+        self._task_id: str | None = None
+        self._claim: Any = None  # the redis-py Lock of the running request
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ the engine
+
+    @staticmethod
+    def engine():
+        """This process's engine (made on first use, in this process, after any fork)."""
+        from engine import get_engine
+
+        return get_engine()
+
+    # ------------------------------------------------------------------ the running request
+
+    def hold(self, task_id: str, claim: Any) -> None:
+        """Record the request this worker now runs; the heartbeat renews its claim."""
+        with self._lock:
+            self._task_id, self._claim = task_id, claim
+        self.beat()
+
+    def drop(self) -> None:
+        """The request has ended (or was given up)."""
+        with self._lock:
+            self._task_id, self._claim = None, None
+        self.beat()
+
+    # ------------------------------------------------------------------ heartbeat
+
+    def start(self) -> None:
+        """Start the heartbeat thread (idempotent)."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="f5-worker-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating and remove the heartbeat key (a clean shutdown leaves the list at once)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self.redis.delete(protocol.worker_key(self.name))
+        except RedisError:
+            pass
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.beat()
+            self._stop.wait(self.settings.heartbeat_s)
+
+    def beat(self) -> None:
+        """Write the heartbeat and renew the running request's claim; never raises (a broker
+        restart is logged, and the next beat tries again)."""
+        with self._lock:
+            task_id, claim = self._task_id, self._claim
+        try:
+            if claim is not None:
+                try:
+                    claim.reacquire()
+                except LockError:
+                    log.warning("lost the claim on request %s (another worker took it over)", task_id)
+            payload = {"name": self.name, "host": socket.gethostname(), "pid": os.getpid(), "at": time.time(),
+                       "started_at": self.started_at, "task": task_id, "status": self.engine().status().to_dict()}
+            self.redis.set(protocol.worker_key(self.name), json.dumps(payload),
+                           px=int(self.settings.liveness_ttl_s * 1000))
+        except RedisError as error:
+            log.warning("heartbeat not written (%s: %s); retrying in %g s", type(error).__name__, error,
+                        self.settings.heartbeat_s)
+        except Exception:  # never let the heartbeat die
+            log.exception("heartbeat failed")
+
+
+_runtime: WorkerRuntime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime(settings: WorkerSettings | None = None, name: str | None = None) -> WorkerRuntime:
+    """This process's runtime, made on first call (``settings`` and ``name`` are used then)."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            if settings is None:
+                settings = WorkerSettings.from_env()
+            _runtime = WorkerRuntime(settings, name or f"f5@{socket.gethostname()}-{os.getpid()}")
+        return _runtime

@@ -1,0 +1,181 @@
+"""The front-end's backend in Celery mode (``F5_BACKEND=celery``): GPU workers behind a Redis broker.
+
+The same verbs as :class:`~studio.backend.LocalBackend`, answered by the workers
+(``celery -A engine.worker worker``), so the page, the Gradio API and every other front-end work
+unchanged:
+
+* ``synthesize`` / ``synthesize_stream``: one Celery task per request (see ``studio.celery_request``);
+  bad input is refused here with the engine's own message, before anything is sent.
+* ``status()``: all workers' engines summed up as one ``EngineStatus`` (its ``waiting`` counts
+  the broker's queue too); ``workers()``: each worker's own, from its heartbeat.
+* ``load()`` / ``unload()``: sent to every live worker's own queue and awaited; a worker running
+  a request does it after that request (as ``Engine.unload()`` waits for requests in flight), and
+  one whose model is already loaded (unloaded) is skipped.
+* ``lease()``: loads the model on every worker, then holds nothing. Across workers it cannot pin
+  one engine: each request of the lease may run on any worker, and each worker keeps its own
+  keep-alive (``F5_IDLE_UNLOAD_S``), which every request restarts.
+* ``.settings``: from this process's environment, as the app reads it, except that the model
+  files are not needed here (``F5_MODEL_DIR`` is not checked): give the front-end the same
+  request limits as the workers (``F5_MAX_QUEUE``, ``F5_DEFAULT_NFE``, ``F5_MAX_TEXT_CHARS``,
+  ``F5_MAX_REF_SECONDS``, ``F5_ASR_MODEL``, ``F5_CPU_FAST_MODE``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from typing import Any, Callable, Iterator, Mapping
+
+from celery import states
+from celery.utils import worker_direct
+
+from engine import worker_protocol as protocol
+from engine.config import EngineConfig
+from engine.errors import ModelUnavailableError
+from engine.options import DEFAULTS
+from engine.results import StreamChunk, SynthesisResult
+from engine.status import EngineStatus
+from engine.worker_config import LOAD_TASK, UNLOAD_TASK, WorkerSettings
+from studio import cluster_status
+from studio.backend import FrontendSettings, WorkerStatus
+from studio.celery_client import Broker, client_app
+from studio.celery_request import RemoteRequest, prepare
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, str], None]
+NO_WORKER = ("No GPU worker is connected to the broker right now. Start one with "
+             "`celery -A engine.worker worker --pool solo --concurrency 1` (see Scaling out in the README).")
+
+
+def frontend_engine_config(environ: Mapping[str, str] | None = None) -> EngineConfig:
+    """The engine settings the front-end needs (limits, defaults), read and checked as the app does,
+    without requiring the model files (``F5_MODEL_DIR``), which only the workers read."""
+    env = dict(os.environ if environ is None else environ)
+    env["F5_MODEL_DIR"] = ""
+    return EngineConfig.from_env(env)
+
+
+class CeleryBackend:
+    """Every verb answered by the Celery workers (see the module docstring)."""
+
+    name = "celery"
+
+    def __init__(self, worker_settings: WorkerSettings | None = None, config: EngineConfig | None = None):
+        self.worker_settings = worker_settings or WorkerSettings.from_env()
+        self.config = config or frontend_engine_config()
+        limits = _limits(self.config)
+        self.settings = FrontendSettings(
+            limits=limits, defaults=DEFAULTS, default_nfe_step=self.config.default_nfe_step,
+            max_text_chars=self.config.max_text_chars, max_ref_seconds=self.config.max_ref_seconds,
+            max_queue=self.config.max_queue, cpu_fast_mode=self.config.cpu_fast_mode,
+            cpu_fast_cfg_cutoff=self.config.cpu_fast_cfg_cutoff, asr_available=bool(self.config.asr_model))
+        self.app = client_app(self.worker_settings)
+        self.broker = Broker(self.worker_settings)
+        self.submit_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"CeleryBackend(broker={_redacted(self.worker_settings.broker_url)!r})"
+
+    # ------------------------------------------------------------------ synthesis
+
+    def synthesize(self, *, on_progress: ProgressFn | None = None, **request: Any) -> SynthesisResult:
+        """One whole synthesis on whichever worker is free first."""
+        result = None
+        for chunk in RemoteRequest(self, prepare(self.config, request), False, on_progress).run():
+            result = chunk.result
+        assert result is not None
+        return result
+
+    def synthesize_stream(self, *, on_progress: ProgressFn | None = None, **request: Any) -> Iterator[StreamChunk]:
+        """A streaming synthesis: chunks as the worker makes them. Bad input raises here, at once;
+        the request is sent when the stream is first read."""
+        prepared = prepare(self.config, request)
+        return RemoteRequest(self, prepared, True, on_progress).run()
+
+    # ------------------------------------------------------------------ status
+
+    def cluster(self) -> cluster_status.Cluster:
+        """The workers' heartbeats and the queue length, read now."""
+        return cluster_status.Cluster(self.broker.heartbeats(), self.broker.queue_length(), time.time())
+
+    def status(self) -> EngineStatus:
+        """Every worker's engine summed up as one status (the panel's cards, ``/status``'s top level)."""
+        return self.cluster().aggregate(self.config)
+
+    def workers(self) -> list[WorkerStatus]:
+        """Each live worker's engine status, by worker name."""
+        return self.cluster().workers()
+
+    # ------------------------------------------------------------------ load, unload, lease
+
+    def load(self) -> None:
+        """Load the model on every live worker that has not loaded it; raises the first worker's
+        :class:`ModelUnavailableError` (or one saying no worker is connected)."""
+        if not self._on_each_worker(LOAD_TASK, lambda status: status.state != "ready"):
+            if not self.broker.heartbeats():
+                raise ModelUnavailableError(NO_WORKER)
+
+    def unload(self) -> None:
+        """Unload the model on every live worker (each after the request it is running)."""
+        self._on_each_worker(UNLOAD_TASK, lambda status: status.state not in ("unloaded", "failed"))
+
+    @contextlib.contextmanager
+    def lease(self, on_progress: ProgressFn | None = None) -> Iterator[None]:
+        """Load the model on every worker, then hold nothing (see the module docstring)."""
+        if on_progress is not None:
+            on_progress(0.0, "Loading the model on every worker")
+        self.load()
+        yield None
+
+    def _on_each_worker(self, task: str, wanted: Callable[[EngineStatus], bool]) -> int:
+        """Send ``task`` to each live worker whose status is ``wanted``; wait for all; raise the
+        first error. Returns how many workers were asked."""
+        names = [beat["name"] for beat in self.broker.heartbeats()
+                 if wanted(EngineStatus.from_dict(beat.get("status") or {}))]
+        timeout = self.worker_settings.task_timeout_s
+        sent = [self.app.send_task(task, queue=worker_direct(name), expires=timeout) for name in names]
+        errors = []
+        deadline = time.monotonic() + timeout
+        for name, result in zip(names, sent):
+            try:
+                envelope = _await(self.app, result.id, deadline)
+            finally:
+                self.app.backend.forget(result.id)
+            if envelope is None:
+                errors.append(protocol.decode_error({"type": "EngineError", "engine": True,
+                                                     "message": f"Worker {name} did not answer within {timeout:g} s."}))
+            elif envelope.get("status") != "ok":
+                errors.append(protocol.decode_error(envelope.get("error") or {}))
+        if errors:
+            raise errors[0]
+        return len(names)
+
+
+def _await(app: Any, task_id: str, deadline: float) -> dict[str, Any] | None:
+    """A control task's envelope, or None past ``deadline``."""
+    while time.monotonic() < deadline:
+        meta = app.backend.get_task_meta(task_id, cache=False)
+        if meta["status"] == states.SUCCESS:
+            return meta["result"]
+        if meta["status"] in states.READY_STATES:
+            return None
+        time.sleep(0.05)
+    return None
+
+
+def _limits(config: EngineConfig) -> dict[str, Any]:
+    from engine.options import LIMITS
+
+    return {**LIMITS, "max_text_chars": config.max_text_chars, "max_ref_seconds": config.max_ref_seconds}
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password (for logs)."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url

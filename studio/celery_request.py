@@ -1,0 +1,248 @@
+"""One request in Celery mode, on the front-end: checked here, sent to the workers, followed to its end.
+
+:func:`prepare` checks the input with the engine's own validators (same messages, raised before
+anything is sent) and fixes the seed, so a rerun on another worker makes the same audio.
+:class:`RemoteRequest` then sends it (refused with the engine's busy message when the broker's
+queue holds ``F5_MAX_QUEUE`` requests), and follows it: the place in the queue while it waits,
+the worker's progress states, the chunks from the request's event list (those of an abandoned
+attempt are dropped, and a rerun's chunks that were already played are skipped), and at last the
+task's result or the engine's error, rebuilt with its class and words. Closing the stream early
+(the user left) or passing ``F5_TASK_TIMEOUT`` cancels the request; every key it used is removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from celery import states
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
+
+from engine import worker_protocol as protocol
+from engine.asr import NO_ASR_MESSAGE
+from engine.audio_input import read_reference
+from engine.config import EngineConfig
+from engine.errors import BusyError, EngineError, InputError
+from engine.options import DEFAULTS, validate_options
+from engine.results import StreamChunk
+from engine.text_input import clean_text
+from engine.worker_config import SYNTHESIZE_TASK
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, str], None]
+POLL_S = 0.25  # longest wait on the event list between two looks at the task's state
+RESULT_GRACE_S = 10.0  # after an attempt's last event, how long its result may take to be stored
+
+
+UNREACHABLE = "The workers' broker (Redis) cannot be reached right now. Please try again in a minute."
+
+
+def busy_message(max_queue: int) -> str:
+    """The engine's words for a full waiting line (``Lifecycle.admit``), for the broker's queue."""
+    return f"The server is busy ({max_queue} requests waiting). Please try again in a minute."
+
+
+def timeout_message(seconds: float) -> str:
+    """What the user reads when no worker finished the request in time."""
+    return (f"No worker finished this request within {seconds:g} s (F5_TASK_TIMEOUT). "
+            "The workers may be overloaded or stopped; please try again later.")
+
+
+def prepare(config: EngineConfig, request: dict[str, Any]) -> dict[str, Any]:
+    """Check ``request`` (``Engine.synthesize_stream``'s keyword arguments) as the engine does and
+    return it with the seed drawn; raises :class:`InputError` with the engine's message."""
+    nfe_step = request.get("nfe_step")
+    options = validate_options(config.default_nfe_step if nfe_step is None else nfe_step,
+                               request.get("speed", DEFAULTS.speed), request.get("cross_fade", DEFAULTS.cross_fade),
+                               request.get("remove_silence", DEFAULTS.remove_silence), request.get("seed"),
+                               request.get("duration_s"))
+    read_reference(request.get("ref_audio"), config.max_ref_seconds)
+    clean_text(request.get("gen_text"), "text to generate", config.max_text_chars)
+    ref_text = request.get("ref_text")
+    typed = ref_text.strip() if isinstance(ref_text, str) else ""
+    if not typed and not config.asr_model:
+        raise InputError(NO_ASR_MESSAGE)
+    if typed:
+        clean_text(typed, "reference text", config.max_text_chars)
+    prepared = dict(request)
+    prepared.update(nfe_step=options.nfe_step, speed=options.speed, cross_fade=options.cross_fade,
+                    remove_silence=options.remove_silence, seed=options.seed, duration_s=options.duration_s)
+    return prepared
+
+
+class RemoteRequest:
+    """A prepared request sent to the workers of ``backend`` (a ``CeleryBackend``)."""
+
+    def __init__(self, backend: Any, request: dict[str, Any], stream: bool, on_progress: ProgressFn | None):
+        self.backend = backend
+        self.request = request
+        self.stream = stream
+        self.progress = on_progress or (lambda fraction, message: None)
+        self.task_id = uuid.uuid4().hex
+        self.broker = backend.broker
+        self.timeout_s = backend.worker_settings.task_timeout_s
+        self._shown: tuple[float, str] | None = None
+
+    def run(self) -> Iterator[StreamChunk]:
+        """Send, then yield the chunks (streaming) and a last chunk that carries the result."""
+        sent = self._send()
+        self._ended = False
+        try:
+            yield from self._follow(sent)
+        finally:
+            self._clean_up(cancel=not self._ended)  # the user left, or no worker finished in time
+
+    # ------------------------------------------------------------------ sending
+
+    def _send(self) -> float:
+        settings = self.backend.settings
+        try:
+            with self.backend.submit_lock:  # one front-end: the bound is exact; several: checked before each send
+                if self.broker.queue_length() >= settings.max_queue:
+                    raise BusyError(busy_message(settings.max_queue))
+                payload = {key: value for key, value in self.request.items() if key != "ref_audio"}
+                payload.update(stream=self.stream, ref_audio=self._upload_reference(self.request.get("ref_audio")))
+                self.backend.app.send_task(SYNTHESIZE_TASK, args=[payload], task_id=self.task_id,
+                                           expires=self.timeout_s)
+        except (OperationalError, RedisError):
+            log.exception("request %s could not be sent", self.task_id)
+            raise EngineError(UNREACHABLE) from None
+        log.info("request %s sent to the workers (%s)", self.task_id, "streaming" if self.stream else "whole")
+        return time.monotonic()
+
+    def _upload_reference(self, path: Any) -> dict[str, str] | None:
+        """Put the clip's bytes on the broker (once per distinct clip and expiry period)."""
+        if not path:
+            return None
+        data = Path(path).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        key, ttl = protocol.ref_key(digest), self.backend.worker_settings.key_ttl_s
+        if not self.broker.redis.expire(key, ttl):
+            self.broker.redis.set(key, data, ex=ttl)
+        return {"digest": digest, "suffix": Path(path).suffix.lower()[:8]}
+
+    # ------------------------------------------------------------------ following
+
+    def _follow(self, sent: float) -> Iterator[StreamChunk]:
+        r = self.broker.redis
+        events = protocol.events_key(self.task_id)
+        deadline = sent + self.timeout_s
+        attempt, played, started = 0, 0, None
+        held: StreamChunk | None = None  # the last chunk waits for the result it carries
+        next_look = 0.0
+        while True:
+            if time.monotonic() > deadline:
+                raise EngineError(timeout_message(self.timeout_s))
+            try:
+                item = r.blpop([events], timeout=POLL_S)
+            except RedisError:  # the broker is restarting: keep trying until the deadline
+                log.warning("request %s: the broker is unreachable; retrying", self.task_id)
+                time.sleep(POLL_S)
+                continue
+            if item is not None:
+                event = json.loads(item[1])
+                if event["attempt"] < attempt:
+                    continue  # left over from an attempt that was abandoned
+                if event["attempt"] > attempt:
+                    if attempt:
+                        log.warning("request %s: attempt %d took over from attempt %d", self.task_id,
+                                    event["attempt"], attempt)
+                    attempt, held = event["attempt"], None
+                started = started or time.monotonic()
+                if event["type"] == "end":
+                    self._ended = True
+                    break
+                if event["index"] >= played:  # a rerun repeats (the same) chunks already played
+                    chunk = protocol.decode_chunk(event)
+                    if chunk.index == chunk.total - 1:
+                        held = chunk
+                    else:
+                        played += 1
+                        yield chunk
+                if time.monotonic() < next_look:
+                    continue
+            next_look = time.monotonic() + POLL_S
+            try:
+                state = self.backend.app.backend.get_task_meta(self.task_id, cache=False)
+            except RedisError:
+                continue
+            if state["status"] == states.REVOKED:
+                raise EngineError(timeout_message(self.timeout_s))
+            if state["status"] in states.READY_STATES:
+                if item is None:
+                    self._ended = True
+                    break  # every event is read (its end event was lost: a broker restart)
+            elif state["status"] == protocol.PROGRESS_STATE:
+                meta = state.get("result") or {}
+                if meta.get("attempt", 0) >= attempt:
+                    if meta.get("attempt", 0) > attempt:
+                        attempt, held = meta["attempt"], None
+                    started = started or time.monotonic()
+                    self._show(meta.get("fraction", 0.0), str(meta.get("message", "")))
+            elif started is None:
+                self._show_queue_place()
+        envelope = self._await_result()
+        if envelope.get("status") != "ok":
+            raise protocol.decode_error(envelope.get("error") or {"type": "RemoteError", "message": str(envelope)})
+        wait = (started or time.monotonic()) - sent
+        result = protocol.decode_result(envelope["result"])
+        result = dataclasses.replace(result, queue_wait_s=result.queue_wait_s + wait)
+        log.info("request %s served by %s (attempt %s)", self.task_id, envelope.get("worker"), envelope.get("attempt"))
+        if held is None:
+            yield StreamChunk(index=result.chunks - 1, total=result.chunks, audio=result.audio[:0],
+                              sample_rate=result.sample_rate, result=result)
+        else:
+            yield dataclasses.replace(held, result=result)
+
+    def _await_result(self) -> dict[str, Any]:
+        """The task's return value: it is stored a moment after the worker's last event."""
+        give_up = time.monotonic() + RESULT_GRACE_S
+        delay = 0.005
+        while True:
+            state = self.backend.app.backend.get_task_meta(self.task_id, cache=False)
+            if state["status"] == states.SUCCESS:
+                return state["result"]
+            if state["status"] in states.READY_STATES:
+                raise EngineError(f"The worker could not finish this request ({state['status'].lower()}). "
+                                  "Please try again.")
+            if time.monotonic() > give_up:
+                raise EngineError("The worker stopped before returning this request's result. Please try again.")
+            time.sleep(delay)
+            delay = min(0.1, delay * 2)
+
+    def _show(self, fraction: float, message: str) -> None:
+        if (fraction, message) != self._shown:
+            self._shown = (fraction, message)
+            self.progress(fraction, message)
+
+    def _show_queue_place(self) -> None:
+        ahead = self.broker.queue_position(self.task_id)
+        if ahead is None:
+            self._show(0.0, "Starting on a worker")
+        else:
+            self._show(0.0, f"Waiting for a worker: {ahead} request(s) ahead")
+
+    # ------------------------------------------------------------------ the end
+
+    def _clean_up(self, cancel: bool) -> None:
+        """Cancel an unfinished request (a queued copy is dropped, a running one stops after its
+        chunk) and delete what this request left on the broker."""
+        r = self.broker.redis
+        ttl = self.backend.worker_settings.key_ttl_s
+        try:
+            if cancel:
+                r.set(protocol.cancel_key(self.task_id), "1", ex=ttl)
+                self.backend.app.control.revoke(self.task_id)
+                log.info("request %s cancelled", self.task_id)
+            r.delete(protocol.events_key(self.task_id))
+            self.backend.app.backend.forget(self.task_id)
+        except Exception:  # the broker may be down: every key expires anyway
+            log.warning("request %s: clean-up on the broker failed", self.task_id, exc_info=True)

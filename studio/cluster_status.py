@@ -1,0 +1,108 @@
+"""The status of every engine behind the backend: ``/status``'s JSON and the engine panel's HTML.
+
+With the local backend both are exactly one engine's (``EngineStatus.to_dict()`` and its cards).
+With a backend that has several workers (Celery mode: it has a ``cluster()``), the top level is
+all workers summed up as one engine, and the JSON adds ``queue_length`` (requests waiting in the
+broker) and ``workers`` (each worker's own status, its ``name``, its ``task`` and how many
+seconds ago it reported); the panel adds a card per worker and one for the queue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+from typing import Any
+
+from engine.config import EngineConfig
+from engine.status import DeviceMemory, EngineStatus, FastModeStatus
+from studio import ui_format
+from studio.backend import WorkerStatus
+
+_SUMMED = ("in_flight", "waiting", "loads", "unloads", "fallbacks", "served", "failed", "refused", "batched_passes")
+_STATE_ORDER = ("ready", "loading", "unloading", "unloaded", "failed")  # what the summary shows first
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """The workers' last heartbeats (``engine.worker_runtime``) and the broker's queue length."""
+
+    beats: list[dict[str, Any]]
+    queue_length: int
+    now: float
+
+    def workers(self) -> list[WorkerStatus]:
+        """Each worker's engine status, by name."""
+        return [WorkerStatus(str(beat["name"]), EngineStatus.from_dict(beat["status"])) for beat in self.beats]
+
+    def aggregate(self, config: EngineConfig) -> EngineStatus:
+        """All engines as one: counters summed, ``waiting`` including the queue, the most useful
+        state (ready if any is), devices and models listed once each. No worker: state ``offline``."""
+        statuses = [worker.status for worker in self.workers()]
+        if not statuses:
+            return EngineStatus(
+                state="offline", device="none", placed_on=None, dtype="", expires_at=None,
+                idle_unload_s=config.idle_unload_s, unload_policy=config.unload_policy, in_flight=0,
+                waiting=self.queue_length, loads=0, unloads=0, fallbacks=0, served=0, failed=0, refused=0,
+                peak_inference_concurrency=0, last_error="No worker is connected to the broker.", host_copy=False,
+                model=None, fast_mode=FastModeStatus(enabled=config.cpu_fast_mode, cfg_cutoff=config.cpu_fast_cfg_cutoff),
+                cpu_threads=0)
+        summed = {name: sum(getattr(s, name) for s in statuses) for name in _SUMMED}
+        summed["waiting"] += self.queue_length
+        states = [s.state for s in statuses]
+        state = next((candidate for candidate in _STATE_ORDER if candidate in states), states[0])
+        errors = [f"{w.name}: {w.status.last_error}" for w in self.workers() if w.status.last_error]
+        expiries = [s.expires_at for s in statuses if s.expires_at is not None]
+        memories = [s.memory for s in statuses if s.memory is not None]
+        memory = DeviceMemory(allocated_mb=round(sum(m.allocated_mb for m in memories), 1),
+                              reserved_mb=round(sum(m.reserved_mb for m in memories), 1)) if memories else None
+        return dataclasses.replace(
+            statuses[0], state=state, device=_listed(s.device for s in statuses),
+            placed_on=_listed(s.placed_on for s in statuses if s.placed_on) or None,
+            dtype=_listed(s.dtype for s in statuses), expires_at=min(expiries) if expiries else None,
+            peak_inference_concurrency=max(s.peak_inference_concurrency for s in statuses),
+            last_error="; ".join(errors) or None, host_copy=all(s.host_copy for s in statuses),
+            model=_listed(s.model for s in statuses if s.model) or None,
+            cpu_threads=sum(s.cpu_threads for s in statuses), memory=memory,
+            peak_batch=max(s.peak_batch for s in statuses), max_batch=max(s.max_batch for s in statuses), **summed)
+
+
+def _listed(values) -> str:
+    return ", ".join(dict.fromkeys(str(v) for v in values))
+
+
+def status_payload(backend: Any) -> dict[str, Any]:
+    """``/status``'s JSON (server paths cut, as on the page)."""
+    cluster_of = getattr(backend, "cluster", None)
+    if cluster_of is None:
+        return ui_format.public_status(backend.status()).to_dict()
+    cluster = cluster_of()
+    data = ui_format.public_status(cluster.aggregate(backend.config)).to_dict()
+    data["queue_length"] = cluster.queue_length
+    data["workers"] = [{"name": str(beat["name"]), "task": beat.get("task"),
+                        "seen_s_ago": round(max(0.0, cluster.now - float(beat.get("at", cluster.now))), 1),
+                        **ui_format.public_status(EngineStatus.from_dict(beat["status"])).to_dict()}
+                       for beat in cluster.beats]
+    return data
+
+
+def panel_html(backend: Any) -> str:
+    """The engine panel: one engine's cards; with workers, the summary plus a card per worker."""
+    cluster_of = getattr(backend, "cluster", None)
+    if cluster_of is None:
+        return ui_format.status_html(ui_format.public_status(backend.status()))
+    cluster = cluster_of()
+    summary = ui_format.status_html(ui_format.public_status(cluster.aggregate(backend.config)))
+    cards = [_card("Queue", f"{cluster.queue_length} request(s) waiting for a worker")]
+    for worker in cluster.workers():
+        s = worker.status
+        text = (f"{s.state} · {s.placed_on or s.device} · {s.in_flight} running · {s.served} served · "
+                f"{s.failed} failed · {s.fallbacks} fallbacks")
+        cards.append(_card(f"Worker {worker.name}", text, f" state-{s.state}"))
+    if not cluster.beats:
+        cards.append(_card("Workers", "none connected", " has-error"))
+    return summary + f'<div class="engine-status engine-workers">{"".join(cards)}</div>'
+
+
+def _card(label: str, value: str, css: str = "") -> str:
+    return (f'<div class="status-card{html.escape(css)}"><span class="status-label">{html.escape(label)}</span>'
+            f'<span class="status-value">{html.escape(value)}</span></div>')
