@@ -29,14 +29,27 @@ from engine.worker_config import LOAD_TASK, SYNTHESIZE_TASK, UNLOAD_TASK, Worker
 
 log = logging.getLogger(__name__)
 
-try:  # a bad setting stops the worker with one line, before it takes any request
+# Settings are read at import; a bad one stops the worker with one line when it starts (below), not
+# at import, so tools that only import the package (e.g. to list its dependencies) still can.
+SETTINGS: WorkerSettings | None = None
+SETTINGS_ERROR: ConfigError | None = None
+try:
     SETTINGS = WorkerSettings.from_env()
     EngineConfig.from_env()
 except ConfigError as _error:
-    raise SystemExit(f"F5 worker cannot start: {_error}") from None
+    SETTINGS_ERROR = _error
 
 app = Celery("f5_worker")
-app.conf.update(celery_config(SETTINGS))
+if SETTINGS is not None:
+    app.conf.update(celery_config(SETTINGS))
+
+
+@signals.worker_init.connect
+def _refuse_bad_settings(**_: Any) -> None:
+    """A worker with a bad setting stops here, with one line, before it takes any request (Celery's
+    signals pass SystemExit through)."""
+    if SETTINGS_ERROR is not None:
+        raise SystemExit(f"F5 worker cannot start: {SETTINGS_ERROR}")
 
 
 def _runtime(name: str | None = None) -> worker_runtime.WorkerRuntime:

@@ -205,3 +205,19 @@ def _wait_for(condition, timeout_s: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_a_worker_with_a_bad_setting_stops_with_one_line(tmp_path):
+    """The worker module imports without Celery-mode settings (tools list the package's imports),
+    and a worker started without them refuses to start, with one line and no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("F5_")}
+    done = subprocess.run([str(Path(sys.executable).with_name("celery")), "-A", "engine.worker", "worker",
+                           "--pool", "solo", "-n", "refused@test"], cwd=Path(__file__).resolve().parents[2],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "F5 worker cannot start: F5_BROKER_URL is empty" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr + done.stdout
