@@ -16,12 +16,13 @@ import contextlib
 import dataclasses
 import datetime
 import json
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Generator, Iterator, Mapping
 
 import numpy as np
 
 from engine.errors import BusyError, InputError
 from engine.options import DEFAULTS
+from engine.results import StreamChunk
 from studio.dialogue_script import Pause, Turn
 from studio.references import Reference
 from studio.voice_names import name_key
@@ -84,10 +85,13 @@ class DialogueResult:
 
 def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference], backend: Any, *,
                  nfe_step: int | None, seed: int | None, gap_s: float = DEFAULT_GAP_S,
-                 on_progress: ProgressFn | None = None) -> Iterator[tuple[str, Any]]:
+                 on_progress: ProgressFn | None = None,
+                 synthesize_whole: Callable[..., Any] | None = None) -> Iterator[tuple[str, Any]]:
     """Generate every line in order under one lease (see the module docstring for the events).
 
-    ``references`` maps each speaker's name key to its voice; ``seed`` None draws one per line."""
+    ``references`` maps each speaker's name key to its voice; ``seed`` None draws one per line.
+    ``synthesize_whole`` (ZeroGPU, where a GPU is lent per call) makes each line in one call
+    instead of streaming it."""
     progress = on_progress or (lambda fraction, message: None)
     turns = [item for item in items if isinstance(item, Turn)]
     rate: int | None = None
@@ -109,11 +113,15 @@ def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference],
             speed = item.speed if item.speed is not None else DEFAULTS.speed
             clip_parts: list[np.ndarray] = []
             result = None
+            request = dict(ref_audio=str(ref.clip_path), ref_text=ref.ref_text, gen_text=item.text,
+                           nfe_step=nfe_step, speed=speed, cross_fade=DEFAULTS.cross_fade, remove_silence=False,
+                           seed=seed)
             try:
-                stream = backend.synthesize_stream(
-                    ref_audio=str(ref.clip_path), ref_text=ref.ref_text, gen_text=item.text, nfe_step=nfe_step,
-                    speed=speed, cross_fade=DEFAULTS.cross_fade, remove_silence=False, seed=seed,
-                    on_progress=lambda f, m, i=index, label=label: progress((i - 1 + f) / len(turns), f"{label}: {m}"))
+                if synthesize_whole is not None:  # ZeroGPU: one whole call per line, no progress from there
+                    stream = iter(_as_chunks(synthesize_whole(**request, on_progress=None)))
+                else:
+                    stream = backend.synthesize_stream(**request, on_progress=lambda f, m, i=index, label=label:
+                                                       progress((i - 1 + f) / len(turns), f"{label}: {m}"))
                 with contextlib.closing(stream):
                     for chunk in stream:
                         if rate is None:
@@ -149,6 +157,11 @@ def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference],
         yield "audio", (rate, tail)
     progress(1.0, "Mixing")
     yield "done", DialogueResult(np.concatenate(pieces), rate, tuple(timings), tuple(clips))
+
+
+def _as_chunks(result: Any) -> Generator[StreamChunk, None, None]:
+    """A whole result as a one-chunk stream."""
+    yield StreamChunk(0, 1, result.audio, result.sample_rate, result=result)
 
 
 def _file_part(name: str) -> str:

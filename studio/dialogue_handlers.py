@@ -13,6 +13,7 @@ from studio.audio_files import new_job_dir, write_wav, write_zip
 from studio.backend import get_backend
 from studio.dialogue import DEFAULT_GAP_S, DialogueResult, run_dialogue
 from studio.dialogue_script import Turn, parse_script
+from studio import handlers
 from studio.handlers import describe_progress, int_if_whole, seed_arg, user_error
 from studio.references import Upload, available_names, check_clips, resolve, uploaded_references
 from studio.runner import ProgressRelay, pump_stream
@@ -23,7 +24,7 @@ from studio.voice_library import get_library
 log = logging.getLogger(__name__)
 
 MAX_GAP_S = 5.0
-TIMING_HEADERS = ["#", "script line", "voice", "text", "start (s)", "end (s)"]
+TIMING_HEADERS = ["#", "line", "voice", "text", "start (s)", "end (s)"]
 
 
 def prepare(script: Any, uploads: list[Upload]) -> tuple[list, dict]:
@@ -60,7 +61,8 @@ def _start(script, nfe_step, seed, gap_s, uploads: list[Upload]):
         raise user_error(error, "The dialogue") from None
     backend = get_backend()
     return lambda on_progress: run_dialogue(items, references, backend, nfe_step=int_if_whole(nfe_step),
-                                            seed=seed_arg(seed), gap_s=gap, on_progress=on_progress)
+                                            seed=seed_arg(seed), gap_s=gap, on_progress=on_progress,
+                                            synthesize_whole=handlers.ZEROGPU_SYNTHESIZE)
 
 
 def write_outputs(result: DialogueResult) -> dict[str, str]:

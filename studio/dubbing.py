@@ -129,10 +129,11 @@ def place(track: np.ndarray, audio: np.ndarray, cue: Cue, rate: int) -> tuple[np
 
 
 def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str, ReferenceClip], backend: Any, *,
-            nfe_step: int | None, seed: int | None, on_progress: ProgressFn | None = None
-            ) -> Iterator[tuple[str, Any]]:
+            nfe_step: int | None, seed: int | None, on_progress: ProgressFn | None = None,
+            synthesize_whole: Callable[..., Any] | None = None) -> Iterator[tuple[str, Any]]:
     """Synthesise and place every cue under one lease. ``voices`` maps each cue number to its
-    voice; ``clips`` maps each voice's name key to its checked clip (for the estimate).
+    voice; ``clips`` maps each voice's name key to its checked clip (for the estimate);
+    ``synthesize_whole`` replaces ``backend.synthesize`` (ZeroGPU: a GPU lent per call, no progress).
 
     Yields ``("cue", CueReport)`` per cue, then ``("done", DubResult)``."""
     from studio.voice_names import name_key
@@ -148,12 +149,15 @@ def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str
             natural = natural_seconds(clips[name_key(ref.name)], ref.ref_text, cue.text)
             wanted = target_seconds(natural, cue.slot_s)
             label = f"Cue {cue.number} of {len(cues)} ({ref.name})"
+            request = dict(ref_audio=str(ref.clip_path), ref_text=ref.ref_text, gen_text=cue.text, nfe_step=nfe_step,
+                           speed=DEFAULTS.speed, cross_fade=DEFAULTS.cross_fade, remove_silence=False, seed=seed,
+                           duration_s=wanted)
             try:
-                result = backend.synthesize(
-                    ref_audio=str(ref.clip_path), ref_text=ref.ref_text, gen_text=cue.text, nfe_step=nfe_step,
-                    speed=DEFAULTS.speed, cross_fade=DEFAULTS.cross_fade, remove_silence=False, seed=seed,
-                    duration_s=wanted,
-                    on_progress=lambda f, m, n=cue.number, label=label: progress((n - 1 + f) / len(cues), f"{label}: {m}"))
+                if synthesize_whole is not None:
+                    result = synthesize_whole(**request, on_progress=None)
+                else:
+                    result = backend.synthesize(**request, on_progress=lambda f, m, n=cue.number, label=label:
+                                                progress((n - 1 + f) / len(cues), f"{label}: {m}"))
             except (InputError, BusyError) as error:
                 raise type(error)(f"{cue.where().capitalize()}: {error}") from None
             if result.sample_rate != rate:

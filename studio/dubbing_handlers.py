@@ -14,6 +14,7 @@ from engine.errors import InputError
 from studio.audio_files import new_job_dir, write_wav, write_zip
 from studio.backend import get_backend
 from studio.dubbing import DubResult, run_dub
+from studio import handlers
 from studio.handlers import describe_progress, int_if_whole, seed_arg, user_error
 from studio.references import check_clips, resolve
 from studio.runner import ProgressRelay
@@ -123,7 +124,7 @@ def _run(path, mapping, default_voice, nfe_step, seed, relay):
     """Check everything, then the dub's events (nothing runs before the first one is asked for)."""
     cues, by_cue, clips = prepare(path, mapping, default_voice)
     return len(cues), run_dub(cues, by_cue, clips, get_backend(), nfe_step=int_if_whole(nfe_step),
-                              seed=seed_arg(seed), on_progress=relay)
+                              seed=seed_arg(seed), on_progress=relay, synthesize_whole=handlers.ZEROGPU_SYNTHESIZE)
 
 
 def dub_api(subtitles, voice, speaker_voices, nfe_step, seed, progress=gr.Progress()):

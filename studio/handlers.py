@@ -87,6 +87,8 @@ def _backend_synthesize_on_cpu(fallback_reason: str | None = None, **kwargs):
 # CPU rerun if that fails) and the UI does not stream. Everywhere else this is _backend_synthesize.
 ON_ZEROGPU = zerogpu.detect()
 _synthesize_whole = zerogpu.with_zerogpu(_backend_synthesize, _backend_synthesize_on_cpu)
+#: What multi-request jobs (dialogue, dubbing) call per line on ZeroGPU instead of streaming; None elsewhere.
+ZEROGPU_SYNTHESIZE = _synthesize_whole if ON_ZEROGPU else None
 
 
 def _run_whole(args: dict[str, Any], relay: ProgressRelay):

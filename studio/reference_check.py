@@ -58,14 +58,14 @@ def check_clip(path: str | None, max_seconds: float) -> ClipCheck | None:
 
 
 def on_reference_change(path: str | None, max_seconds: float):
-    """The reference player's change: (the player's new value or a skip, the line under it)."""
+    """The reference player's change: (the player's new value or a skip, the line under it or a skip)."""
     try:
         check = check_clip(path, max_seconds)
     except Exception:  # the check is a courtesy: Generate checks again
         log.exception("checking an uploaded clip failed")
         return gr.skip(), gr.update(value="", visible=False)
-    if check is None:
-        return gr.skip(), gr.update(value="", visible=False)
+    if check is None:  # no clip: the line stays (it may say why a file was just removed)
+        return gr.skip(), gr.skip()
     if not check.keep:
         gr.Warning(check.message)
         return None, gr.update(value=check.markdown(), visible=True)

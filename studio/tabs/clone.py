@@ -139,9 +139,13 @@ def wire_clone_tab(tab: CloneTab, settings: FrontendSettings) -> CloneEvents:
         tab.stop_btn.click(handlers.stop_generation, queue=False, api_visibility="private")
     tab.reuse_seed_btn.click(lambda: (False, gr.update(open=True)), outputs=[tab.randomize, tab.advanced],
                              queue=False, api_visibility="private")
+    # Every new clip (uploaded, recorded, a saved voice, an example) is judged at once. Removing a bad
+    # file is a change too: that one keeps the message saying why; only the player's own Clear hides it.
     tab.ref_audio.change(lambda path: on_reference_change(path, settings.max_ref_seconds), inputs=tab.ref_audio,
                          outputs=[tab.ref_audio, tab.ref_check], concurrency_limit=None, api_visibility="private",
                          show_progress="hidden")
+    tab.ref_audio.clear(lambda: gr.update(value="", visible=False), outputs=tab.ref_check, queue=False,
+                        api_visibility="private")
     tab.voice_pick.input(library_handlers.pick_voice, inputs=tab.voice_pick, outputs=[tab.ref_audio, tab.ref_text],
                          concurrency_limit=None, api_visibility="private")
     save_event = tab.save_btn.click(library_handlers.save_from_clone,

@@ -71,10 +71,11 @@ def build_dialogue_tab(settings: FrontendSettings) -> DialogueTab:
             mix = gr.Audio(label="Mixed dialogue", type="filepath", interactive=False, buttons=["download"],
                            elem_id="dialogue-mix")
             files = gr.File(label="Lines (ZIP of WAVs) and timings (JSON, SRT)", file_count="multiple",
-                            interactive=False, height=140,
+                            interactive=False, height=200,
                             elem_id="dialogue-files")
             timings = gr.Dataframe(headers=TIMING_HEADERS, value=None, interactive=False, wrap=True,
-                                   label="Timings", elem_id="dialogue-timings")
+                                   column_widths=["7%", "9%", "16%", "44%", "12%", "12%"], label="Timings",
+                                   elem_id="dialogue-timings")
             status = gr.Markdown("", elem_id="dialogue-status")
     return DialogueTab(script, voices_hint, uploads, nfe_step, seed, gap, generate_btn, stop_btn, live_audio, mix,
                        files, timings, status)

@@ -62,7 +62,8 @@ def build_dubbing_tab(settings: FrontendSettings) -> DubbingTab:
                              elem_id="dub-track")
             result = gr.Markdown("", elem_id="dub-result")
             report = gr.Dataframe(headers=REPORT_HEADERS, value=None, interactive=False, wrap=True,
-                                  label="Per-cue report", elem_id="dub-report")
+                                  column_widths=["7%", "31%", "25%", "12%", "10%", "15%"], label="Per-cue report",
+                                  elem_id="dub-report")
             zip_file = gr.File(label="Cues (ZIP of WAVs and report.json)", interactive=False, height=100,
                                elem_id="dub-zip")
     return DubbingTab(subtitles, summary, speakers, default_voice, slots, nfe_step, seed, dub_btn, stop_btn, track,

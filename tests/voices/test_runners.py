@@ -201,3 +201,22 @@ def test_dub_voices_per_speaker_or_one_for_all(tab_setup):
         assign(cues, {}, None)  # Alice's cue finds the library voice of that name
     with pytest.raises(InputError, match="Speaker 'Narator' has a voice but is not in the subtitles"):
         assign(cues, {"Narator": "Bob"}, "Alice")
+
+
+def test_on_zerogpu_each_line_and_cue_is_one_whole_call():
+    backend = FakeBackend(chunks=3)
+    whole_calls = []
+
+    def whole(**request):  # what handlers.ZEROGPU_SYNTHESIZE does: spaces.GPU around one whole synthesis
+        whole_calls.append(request)
+        return backend.synthesize(**request)
+
+    items = [Turn(1, "Alice", "One line here."), Turn(2, "Bob", "And another one.")]
+    events = collect(run_dialogue(items, {"alice": ALICE, "bob": BOB}, backend, nfe_step=4, seed=2,
+                                  synthesize_whole=whole))
+    assert len(whole_calls) == 2 and all(call["on_progress"] is None for call in whole_calls)
+    assert [kind for kind, _ in events].count("line") == 2 and backend.lease_entries == 1
+    clip = read_reference(REF_WAV, 12.0)
+    events = collect(run_dub([Cue(1, 1, 0.0, 2.0, "Hello there, friend.")], {1: ALICE}, {"alice": clip}, backend,
+                             nfe_step=4, seed=2, synthesize_whole=whole))
+    assert len(whole_calls) == 3 and whole_calls[-1]["duration_s"] > 0 and events[-1][0] == "done"
