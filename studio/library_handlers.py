@@ -68,10 +68,10 @@ def voice_names() -> list[str]:
         return []
 
 
-def table_rows() -> list[list[Any]]:
-    """The Voices tab's table."""
+def table_rows(entries: list[VoiceEntry] | None = None) -> list[list[Any]]:
+    """The Voices tab's table (of ``entries``, default: the whole library)."""
     rows = []
-    for entry in get_library().list():
+    for entry in get_library().list() if entries is None else entries:
         rows.append([entry.name, None if entry.seconds is None else round(entry.seconds, 1), entry.ref_text,
                      entry.note, "bundled (read-only)" if entry.read_only else "saved",
                      f"⚠ {entry.error}" if entry.error else "ok"])
@@ -88,13 +88,13 @@ def voices_hint(names: list[str]) -> str:
 def library_views(pickers: int) -> tuple:
     """Everything that shows the library, after it changed: ``pickers`` voice lists' choices, the
     Voices tab's table, the Dialogue tab's list of names."""
-    names = voice_names()
     try:
-        rows = table_rows()
-    except Exception as error:
+        entries = get_library().list()
+    except Exception as error:  # a damaged index: say so; the pickers stay as they are
         gr.Warning(user_error(error, "Listing the voices").message)
-        rows = []
-    return (*[gr.update(choices=names) for _ in range(pickers)], rows, voices_hint(names))
+        return (*[gr.skip() for _ in range(pickers)], [], voices_hint([]))
+    names = [entry.name for entry in entries]
+    return (*[gr.update(choices=names) for _ in range(pickers)], table_rows(entries), voices_hint(names))
 
 
 def _audio(entry: VoiceEntry):

@@ -56,11 +56,11 @@ def build_demo(backend: Backend) -> gr.Blocks:
         clone_events = wire_clone_tab(clone, settings)
         voices_events = wire_voices_tab(voices)
         dialogue_event = wire_dialogue_tab(dialogue, settings)
-        wire_dubbing_tab(dubbing, settings)
+        dub_event = wire_dubbing_tab(dubbing, settings)
         wire_api_tab(api_text, settings, demo)
         wire_engine_panel(panel, demo)
         # The panel at once after a result (not 2 s later, still saying "busy").
-        for event in (clone_events.generate, dialogue_event):
+        for event in (clone_events.generate, dialogue_event, dub_event):
             event.then(handlers.status_panel, outputs=panel.status_box, queue=False, api_visibility="private",
                        show_progress="hidden")
         # Every list of voices follows the library: on page load, after a save, rename or delete.

@@ -70,8 +70,8 @@ def build_dubbing_tab(settings: FrontendSettings) -> DubbingTab:
                       report, zip_file, result)
 
 
-def wire_dubbing_tab(tab: DubbingTab, settings: FrontendSettings) -> None:
-    """Connect the tab and the API's ``/dub``."""
+def wire_dubbing_tab(tab: DubbingTab, settings: FrontendSettings):
+    """Connect the tab and the API's ``/dub``; returns the Dub event."""
     tab.subtitles.change(dubbing_handlers.inspect_upload, inputs=tab.subtitles,
                          outputs=[tab.summary, tab.speakers, *tab.slots], concurrency_limit=None,
                          api_visibility="private")
@@ -93,3 +93,4 @@ def wire_dubbing_tab(tab: DubbingTab, settings: FrontendSettings) -> None:
         trigger = gr.Button("dub")
     trigger.click(dubbing_handlers.dub_api, inputs=[subtitles, voice, speaker_voices, nfe_step, seed],
                   outputs=[track, report, cues], api_name="dub", concurrency_limit=None)
+    return dub
