@@ -14,12 +14,13 @@ from engine import zerogpu
 from engine.config import ConfigError
 from studio import page
 from studio.backend import get_backend
-from studio.settings import SettingsError, max_upload_mb
+from studio.settings import SettingsError, max_upload_mb, studio_settings
 
 log = logging.getLogger("f5_studio.app")  # not __name__: that is "__main__" under `python app.py`
 
 try:  # every setting is checked before anything starts; a bad one stops start-up with one line
     MAX_UPLOAD_MB = max_upload_mb()  # F5_MAX_UPLOAD_MB
+    studio_settings()  # F5_DATA_DIR, F5_MAX_VOICES, F5_MAX_CUES, F5_MAX_SCRIPT_LINES
     backend = get_backend()  # reads and validates every F5_* engine setting
 except (ConfigError, SettingsError) as _error:
     raise SystemExit(f"F5 Voice Studio cannot start: {_error}") from None

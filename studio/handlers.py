@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
 from engine import zerogpu
 from engine.errors import EngineError
 from studio import cluster_status, ui_format
 from studio.backend import get_backend
-from studio.runner import ProgressRelay, pump_stream
+from studio.runner import ProgressRelay, StopRegistry, StopSignal, pump_stream
 from studio.settings import MAX_TEXT_FILE_BYTES
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,8 @@ def _backend_synthesize_on_cpu(fallback_reason: str | None = None, **kwargs):
 # CPU rerun if that fails) and the UI does not stream. Everywhere else this is _backend_synthesize.
 ON_ZEROGPU = zerogpu.detect()
 _synthesize_whole = zerogpu.with_zerogpu(_backend_synthesize, _backend_synthesize_on_cpu)
+#: What multi-request jobs (dialogue, dubbing) call per line on ZeroGPU instead of streaming; None elsewhere.
+ZEROGPU_SYNTHESIZE = _synthesize_whole if ON_ZEROGPU else None
 
 
 def _run_whole(args: dict[str, Any], relay: ProgressRelay):
@@ -96,34 +100,68 @@ def synthesize(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remov
                progress=gr.Progress()):
     """API endpoint ``/synthesize``: the whole clip at once. Returns (audio file, details, seed used)."""
     args = request_args(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
-    relay = ProgressRelay(progress)
+    relay = ProgressRelay(progress, rewrite=describe_progress)
     try:
         result = _run_whole(args, relay)
     except Exception as error:
         raise user_error(error) from None
     log.info("synthesized %.2f s of audio on %s in %.2f s (seed %s)", result.duration_s, result.device,
              result.elapsed_s, result.seed)
-    return (result.sample_rate, ui_format.to_int16(result.audio)), ui_format.format_details(result), result.seed
+    details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages)
+    return (result.sample_rate, ui_format.to_int16(result.audio)), details, result.seed
+
+
+#: The Generate button's running stream per browser session, so its Stop button can reach it.
+STOPS = StopRegistry()
+
+
+def describe_progress(fraction: float | None, message: str) -> tuple[float | None, str]:
+    """The engine's progress as the page shows it: a model load says whether it is the first one
+    (and shows no bar: a load's progress is unknown)."""
+    if message != ui_format.LOADING_MESSAGE:
+        return fraction, message
+    try:
+        first = get_backend().status().loads == 0
+    except Exception:  # cosmetic
+        first = False
+    return None, ui_format.FIRST_LOAD_TEXT if first else ui_format.RELOAD_TEXT
 
 
 def generate_stream(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
-                    progress=gr.Progress()):
-    """The Generate button: streams chunk by chunk to the live player, then the full clip.
+                    progress=gr.Progress(), request: gr.Request = None):
+    """The Generate button: streams chunk by chunk to the live player, then the full clip. Its
+    Stop button (:func:`stop_generation`) ends it with the audio made so far.
 
-    Outputs: full audio, live stream, spectrogram, details, seed box.
+    Outputs: full audio (labelled with the seed), live stream, spectrogram, details, seed box.
     """
-    args = request_args(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence,
-                        -1 if randomize else seed)
-    relay = ProgressRelay(progress)
-    yield None, gr.skip(), gr.update(value=None, visible=False), "", gr.skip()
+    if randomize:  # drawn here, so a stopped clip knows its seed too
+        seed = secrets.randbelow(int(get_backend().settings.limits["seed"][1]) + 1)
+    args = request_args(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
+    relay = ProgressRelay(progress, rewrite=describe_progress)
+    key = getattr(request, "session_hash", None)
+    signal = STOPS.start(key)
+    yield gr.update(value=None, label=ui_format.RESULT_LABEL), gr.skip(), gr.update(value=None, visible=False), "", \
+        gr.skip()
     relay(0.0, "Sending the request to the engine")
     try:
         if ON_ZEROGPU:
-            result = _run_whole(args, relay)
+            result, played = _run_whole(args, relay), None
         else:
-            result = yield from _stream_chunks(args, relay)
+            result, played = yield from _stream_chunks(args, relay, signal)
     except Exception as error:
         raise user_error(error) from None
+    finally:
+        STOPS.finish(key, signal)
+    if result is None:  # stopped: keep what was made
+        rate, pieces = played
+        audio = np.concatenate(pieces) if pieces else None
+        log.info("stopped after %d chunk(s) (seed %s)", len(pieces), args["seed"])
+        yield (gr.update(value=None if audio is None else (rate, audio),
+                         label=ui_format.result_label(args["seed"], stopped=True)), gr.skip(),
+               gr.update(value=None, visible=False),
+               ui_format.format_stopped(args["seed"], 0.0 if audio is None else len(audio) / rate, len(pieces)),
+               args["seed"])
+        return
     relay(1.0, "Rendering the spectrogram")
     image = None
     try:
@@ -132,30 +170,45 @@ def generate_stream(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, 
         log.exception("rendering the spectrogram failed")
     log.info("made %.2f s of audio in %d chunk(s) on %s in %.2f s (seed %s)", result.duration_s, result.chunks,
              result.device, result.elapsed_s, result.seed)
-    yield ((result.sample_rate, ui_format.to_int16(result.audio)), gr.skip(),
-           gr.update(value=image, visible=image is not None), ui_format.format_details(result), result.seed)
+    details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages)
+    yield (gr.update(value=(result.sample_rate, ui_format.to_int16(result.audio)),
+                     label=ui_format.result_label(result.seed)), gr.skip(),
+           gr.update(value=image, visible=image is not None), details, result.seed)
 
 
-def _stream_chunks(args: dict[str, Any], relay: ProgressRelay):
-    """Yield each new chunk to the live player; return the engine's final result."""
+def stop_generation(request: gr.Request = None) -> None:
+    """The Stop button: end this session's running Generate, which keeps the audio made so far."""
+    if not STOPS.fire(getattr(request, "session_hash", None)):
+        log.debug("stop pressed with nothing running")
+
+
+def _stream_chunks(args: dict[str, Any], relay: ProgressRelay, signal: StopSignal | None = None):
+    """Yield each new chunk to the live player; return ``(the engine's result, None)``, or
+    ``(None, (sample rate, the int16 chunks played so far))`` when ``signal`` stopped it."""
     backend = get_backend()
-    events = pump_stream(lambda on_progress: backend.synthesize_stream(**args, on_progress=on_progress))
-    result = None
+    events = pump_stream(lambda on_progress: backend.synthesize_stream(**args, on_progress=on_progress),
+                         stop_signal=signal)
+    result, rate = None, 0
+    pieces: list[np.ndarray] = []
     try:
         for kind, payload in events:
             if kind == "progress":
                 relay(*payload)
                 continue
             if payload.audio is not None and len(payload.audio):
-                yield gr.skip(), (payload.sample_rate, ui_format.to_int16(payload.audio)), gr.skip(), gr.skip(), gr.skip()
+                pieces.append(ui_format.to_int16(payload.audio))
+                rate = payload.sample_rate
+                yield gr.skip(), (payload.sample_rate, pieces[-1]), gr.skip(), gr.skip(), gr.skip()
                 relay.repeat()  # a yield clears the bar; put it back at once
             if payload.result is not None:
                 result = payload.result
     finally:
-        events.close()  # on cancel: the pump closes the engine stream in its own thread
+        events.close()  # on cancel or stop: the pump closes the engine stream in its own thread
     if result is None:
+        if signal is not None and signal.fired:
+            return None, (rate, pieces)
         raise RuntimeError("the engine's stream ended without a result")
-    return result
+    return result, None
 
 
 def engine_status() -> dict[str, Any]:

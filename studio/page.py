@@ -10,12 +10,15 @@ from typing import Any
 
 import gradio as gr
 
-from studio import ui_format
+from studio import handlers, library_handlers, ui_format
 from studio.backend import Backend
 from studio.engine_panel import build_engine_panel, wire_engine_panel
 from studio.settings import ASSETS_DIR, max_threads
-from studio.tabs.api_help import build_api_tab
+from studio.tabs.api_help import build_api_tab, wire_api_tab
 from studio.tabs.clone import build_clone_tab, wire_clone_tab
+from studio.tabs.dialogue import build_dialogue_tab, wire_dialogue_tab
+from studio.tabs.dubbing import build_dubbing_tab, wire_dubbing_tab
+from studio.tabs.voices import build_voices_tab, wire_voices_tab
 from studio.voices import load_voices
 
 TITLE = "F5 Voice Studio"
@@ -42,10 +45,35 @@ def build_demo(backend: Backend) -> gr.Blocks:
             with gr.Tab("Voice clone", id="clone"):
                 clone = build_clone_tab(settings, load_voices())
                 panel = build_engine_panel()
+            with gr.Tab("Voices", id="voices"):
+                voices = build_voices_tab()
+            with gr.Tab("Dialogue", id="dialogue"):
+                dialogue = build_dialogue_tab(settings)
+            with gr.Tab("Dubbing", id="dubbing"):
+                dubbing = build_dubbing_tab(settings)
             with gr.Tab("API", id="api"):
-                build_api_tab(settings)
-        wire_clone_tab(clone, settings)
+                api_text = build_api_tab(settings)
+        clone_events = wire_clone_tab(clone, settings)
+        voices_events = wire_voices_tab(voices)
+        dialogue_event = wire_dialogue_tab(dialogue, settings)
+        dub_event = wire_dubbing_tab(dubbing, settings)
+        wire_api_tab(api_text, settings, demo)
         wire_engine_panel(panel, demo)
+        # The panel at once after a result (not 2 s later, still saying "busy").
+        for event in (clone_events.generate, dialogue_event, dub_event):
+            event.then(handlers.status_panel, outputs=panel.status_box, queue=False, api_visibility="private",
+                       show_progress="hidden")
+        # Every list of voices follows the library: on page load, after a save, rename or delete.
+        pickers = [clone.voice_pick, voices.selector, dubbing.default_voice]
+        views = [*pickers, voices.table, dialogue.voices_hint]
+
+        def show_library():
+            return library_handlers.library_views(len(pickers))
+
+        for trigger in (demo.load, voices_events["refresh"]):
+            trigger(show_library, outputs=views, api_visibility="private", show_progress="hidden")
+        for event in (clone_events.save, *voices_events["changed"]):
+            event.success(show_library, outputs=views, api_visibility="private", show_progress="hidden")
     # No queue bound (it would refuse /status too): the engine bounds the waiting line (BusyError).
     demo.queue(max_size=None)
     return demo

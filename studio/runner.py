@@ -37,16 +37,28 @@ class ProgressRelay:
     ``gr.Progress`` finds its request through context variables, which a thread started by the
     engine does not have; the relay keeps a copy of the request's context and calls the progress
     inside it (one caller at a time, since a context cannot be entered twice at once).
+    ``rewrite(fraction, message)`` may change what is shown (a fraction of None shows the message
+    without a bar, for work whose progress is unknown).
     """
 
-    def __init__(self, progress: Any):
+    def __init__(self, progress: Any, rewrite: Callable[[float, str], tuple[float | None, str]] | None = None):
         self._progress = progress
+        self._rewrite = rewrite
         self._context = contextvars.copy_context()
         self._lock = threading.Lock()
-        self.latest: tuple[float, str] | None = None
+        self.latest: tuple[float | None, str] | None = None
+        self.messages: set[str] = set()  # every message the engine sent (before any rewrite)
 
-    def __call__(self, fraction: float, message: str) -> None:
-        self.latest = (clamp_fraction(fraction), str(message))
+    def __call__(self, fraction: float | None, message: str) -> None:
+        message = str(message)
+        self.messages.add(message)
+        shown: tuple[float | None, str] = (None if fraction is None else clamp_fraction(fraction), message)
+        if self._rewrite is not None:
+            try:
+                shown = self._rewrite(*shown)
+            except Exception:  # cosmetic: show the engine's own words
+                log.debug("progress rewrite failed", exc_info=True)
+        self.latest = shown
         self.repeat()
 
     def repeat(self) -> None:
@@ -61,7 +73,73 @@ class ProgressRelay:
                 log.debug("progress update failed", exc_info=True)
 
 
+class StopSignal:
+    """A Stop pressed in another request: :meth:`fire` once; everything attached is called (at
+    once if it was already fired). Thread-safe; the callbacks must be quick."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fired = False
+        self._callbacks: list[Callable[[], None]] = []
+
+    @property
+    def fired(self) -> bool:
+        """Whether :meth:`fire` was called."""
+        return self._fired
+
+    def fire(self) -> None:
+        """Stop: call every attached callback."""
+        with self._lock:
+            if self._fired:
+                return
+            self._fired = True
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def attach(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on :meth:`fire` (now, if it has been fired)."""
+        with self._lock:
+            if not self._fired:
+                self._callbacks.append(callback)
+                return
+        callback()
+
+
+class StopRegistry:
+    """The running job of each browser session (by key), so a Stop button can reach it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, StopSignal] = {}
+
+    def start(self, key: str | None) -> StopSignal:
+        """A fresh signal for the job starting in session ``key`` (None: not stoppable)."""
+        signal = StopSignal()
+        if key:
+            with self._lock:
+                self._running[key] = signal
+        return signal
+
+    def fire(self, key: str | None) -> bool:
+        """Stop the session's running job; False when there is none."""
+        with self._lock:
+            signal = self._running.pop(key, None) if key else None
+        if signal is None:
+            return False
+        signal.fire()
+        return True
+
+    def finish(self, key: str | None, signal: StopSignal) -> None:
+        """The job is over: forget it (unless a newer one took its place)."""
+        if key:
+            with self._lock:
+                if self._running.get(key) is signal:
+                    del self._running[key]
+
+
 _DONE = object()
+_STOPPED = object()
 
 
 class _Failure:
@@ -69,16 +147,20 @@ class _Failure:
         self.error = error
 
 
-def pump_stream(start: Callable[[ProgressFn], Iterator[Any]], name: str = "f5-stream") -> Iterator[tuple[str, Any]]:
+def pump_stream(start: Callable[[ProgressFn], Iterator[Any]], name: str = "f5-stream",
+                stop_signal: StopSignal | None = None) -> Iterator[tuple[str, Any]]:
     """Run ``start(on_progress)`` (an engine stream) in a dedicated thread and yield its events.
 
     Yields ``("progress", (fraction, message))`` and ``("chunk", chunk)`` in order; an exception
     raised by the engine is re-raised here. Closing this generator early (a cancelled request)
     asks the thread to stop: it closes the engine's stream after the chunk in progress, in the
-    same thread that ran it.
+    same thread that ran it. ``stop_signal`` firing ends this generator at once, the same way
+    (the caller checks ``stop_signal.fired`` to tell a stop from the end).
     """
     events: queue.Queue[Any] = queue.Queue()
     stop = threading.Event()
+    if stop_signal is not None:
+        stop_signal.attach(lambda: events.put(_STOPPED))
 
     def on_progress(fraction: float, message: str) -> None:
         events.put(("progress", (clamp_fraction(fraction), str(message))))
@@ -108,7 +190,7 @@ def pump_stream(start: Callable[[ProgressFn], Iterator[Any]], name: str = "f5-st
     try:
         while True:
             item = events.get()
-            if item is _DONE:
+            if item is _DONE or item is _STOPPED:
                 return
             if isinstance(item, _Failure):
                 raise item.error

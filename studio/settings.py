@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -12,6 +13,10 @@ ASSETS_DIR = ROOT / "assets"
 APP_ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_BACKEND": ("local", "`local`: the engine runs in the app's process. `celery`: the app is a front-end and every synthesis runs on Celery GPU workers through F5_BROKER_URL (see Scaling out)."),
     "F5_MAX_UPLOAD_MB": ("20", "Largest file a browser or API client may upload, in megabytes."),
+    "F5_DATA_DIR": ("./data", "Where the voice library is kept (an SQLite index and WAV clips under `voices/`); relative to the working directory. On a Hugging Face Space with persistent storage use `/data`."),
+    "F5_MAX_VOICES": ("200", "Most voices the library may hold (the bundled example voices do not count)."),
+    "F5_MAX_CUES": ("500", "Most cues a subtitle file may have for dubbing."),
+    "F5_MAX_SCRIPT_LINES": ("200", "Most spoken lines a dialogue script may have."),
     "F5_STUDIO_THREADS": ("", "Worker threads of the web server; empty = the larger of 40 and F5_MAX_QUEUE + 16, so every waiting request and the status panel fit."),
     "GRADIO_SERVER_NAME": ("127.0.0.1", "Address to listen on (`0.0.0.0` to serve the network; read by Gradio)."),
     "GRADIO_SERVER_PORT": ("7860", "Port to listen on (read by Gradio)."),
@@ -65,3 +70,36 @@ def max_threads(max_queue: int, environ: dict[str, str] | None = None) -> int:
     if value < 4:
         raise SettingsError(f"F5_STUDIO_THREADS={raw!r} must be at least 4")
     return value
+
+
+@dataclasses.dataclass(frozen=True)
+class StudioSettings:
+    """The voice library's and the multi-voice tabs' settings."""
+
+    data_dir: Path  # F5_DATA_DIR, resolved
+    max_voices: int  # F5_MAX_VOICES
+    max_cues: int  # F5_MAX_CUES
+    max_script_lines: int  # F5_MAX_SCRIPT_LINES
+
+
+def _positive_int(env: dict[str, str] | os._Environ, name: str) -> int:
+    raw = env.get(name, APP_ENV_VARS[name][0]).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < 1:
+        raise SettingsError(f"{name}={raw!r} must be at least 1")
+    return value
+
+
+def studio_settings(environ: dict[str, str] | None = None) -> StudioSettings:
+    """F5_DATA_DIR, F5_MAX_VOICES, F5_MAX_CUES and F5_MAX_SCRIPT_LINES, checked."""
+    env = os.environ if environ is None else environ
+    raw_dir = env.get("F5_DATA_DIR", "").strip() or APP_ENV_VARS["F5_DATA_DIR"][0]
+    data_dir = Path(raw_dir).expanduser().resolve()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise SettingsError(f"F5_DATA_DIR={raw_dir!r} is not a folder")
+    return StudioSettings(data_dir=data_dir, max_voices=_positive_int(env, "F5_MAX_VOICES"),
+                          max_cues=_positive_int(env, "F5_MAX_CUES"),
+                          max_script_lines=_positive_int(env, "F5_MAX_SCRIPT_LINES"))

@@ -73,8 +73,29 @@ def result_notices(result: Any) -> list[Notice]:
     return notices
 
 
-def format_details(result: Any) -> str:
-    """One Markdown line about a finished synthesis, plus a warning line per notice."""
+LOADING_MESSAGE = "Loading the model"  # the engine's progress text while it loads the model
+FIRST_LOAD_TEXT = ("Loading the model for the first time since the server started: this takes a while "
+                   "(a minute or more on a CPU). Later requests start at once.")
+RELOAD_TEXT = "Loading the model again (it was unloaded while idle): a few seconds."
+RESULT_LABEL = "Generated audio"
+
+
+def result_label(seed: int, stopped: bool = False) -> str:
+    """The result player's label: the seed used, next to the audio (and whether it was stopped)."""
+    return f"{RESULT_LABEL} · {'stopped · ' if stopped else ''}seed {seed}"
+
+
+def format_stopped(seed: int, seconds: float, chunks: int) -> str:
+    """The details line of a Generate that the Stop button ended."""
+    if not chunks:
+        return f"**Stopped** before any audio was made · Seed **{seed}**"
+    return (f"**Stopped**: kept the {format_seconds(seconds)} made so far ({chunks} chunk{'s' if chunks != 1 else ''})"
+            f" · Seed **{seed}**")
+
+
+def format_details(result: Any, loaded: bool = False) -> str:
+    """One Markdown line about a finished synthesis, plus a warning line per notice. ``loaded``:
+    this request loaded the model first (its wait was that load, not other requests)."""
     parts = [
         f"Seed **{result.seed}**",
         f"ran on **{result.device}**" + (" (CPU fallback)" if result.fell_back else "")
@@ -84,7 +105,9 @@ def format_details(result: Any) -> str:
         f"{result.chunks} chunk{'s' if result.chunks != 1 else ''}",
     ]
     wait = getattr(result, "queue_wait_s", 0.0) or 0.0
-    if wait >= 0.05:
+    if loaded:
+        parts.append(f"started after {format_seconds(wait)} (loading the model)")
+    elif wait >= 0.05:
         parts.append(f"waited {format_seconds(wait)} for the engine")
     lines = [" · ".join(parts)]
     lines += [f"⚠ {notice}" for notice in result_notices(result)]
@@ -125,8 +148,9 @@ def status_rows(status: EngineStatus, now: float | None = None) -> list[tuple[st
     else:
         rss = process_rss_mb()
         rows.append(("Memory", f"{_mb(rss)} (app process)" if rss is not None else "n/a"))
+    rows.append(("Unloading frees", unload_note(status)))
     rows.append(("Idle unload", _idle_text(status, now)))
-    rows.append(("Requests", f"{status.in_flight} running · {status.waiting} waiting · "
+    rows.append(("Requests", f"{running_requests(status)} running · {status.waiting} waiting · "
                              f"{status.served} served · {status.failed} failed · {status.refused} refused"))
     rows.append(("Loads / unloads / fallbacks", f"{status.loads} / {status.unloads} / {status.fallbacks}"))
     rows.append(("Precision", precision_text(status)))
@@ -135,6 +159,22 @@ def status_rows(status: EngineStatus, now: float | None = None) -> list[tuple[st
         rows.append(("Model", str(status.model)))
     rows.append(("Last error", str(status.last_error or "none")))
     return rows
+
+
+def running_requests(status: EngineStatus) -> int:
+    """Requests running now: leases held minus those still waiting (a request that is loading
+    the model holds a lease and waits, so the engine counts it in both)."""
+    return max(0, int(status.in_flight) - int(status.waiting))
+
+
+def unload_note(status: EngineStatus) -> str:
+    """What an unload frees here (the 'Unloading frees' card): on a CPU with a host copy, no RAM."""
+    on_gpu = status.memory is not None
+    if status.host_copy:
+        if on_gpu:
+            return "the GPU memory (the host copy stays in RAM)"
+        return "no RAM (the host copy stays for fast reloads)"
+    return "the GPU memory and the model's RAM" if on_gpu else "the model's RAM"
 
 
 def precision_text(status: EngineStatus) -> str:
@@ -173,7 +213,7 @@ def _idle_text(status: EngineStatus, now: float) -> str:
     if status.state != "ready":
         return "not loaded" if status.state in ("unloaded", "failed") else str(status.state)
     if status.expires_at is None:
-        if status.in_flight or status.waiting:
+        if running_requests(status) or status.waiting:
             return "busy (timer starts when idle)"
         return "n/a"
     return "in " + format_seconds(max(0.0, float(status.expires_at) - now))

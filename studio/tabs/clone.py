@@ -1,14 +1,17 @@
-"""The "Voice clone" tab: a reference clip and a text in, streamed speech out; and the API's
-``/synthesize`` endpoint, which takes the same inputs and returns the whole clip."""
+"""The "Voice clone" tab: a reference clip (uploaded, recorded, or a saved voice) and a text in,
+streamed speech out, and "Save this voice"; and the API's ``/synthesize`` endpoint, which takes the
+same inputs and returns the whole clip."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import gradio as gr
 
-from studio import handlers
+from studio import handlers, library_handlers
 from studio.backend import FrontendSettings
+from studio.reference_check import on_reference_change
 from studio.voices import Voice
 
 
@@ -32,6 +35,32 @@ class CloneTab:
     out_audio: gr.Audio
     details: gr.Markdown
     spectrogram: gr.Image
+    voice_pick: gr.Dropdown
+    ref_check: gr.HTML
+    save_name: gr.Textbox
+    save_note: gr.Textbox
+    save_btn: gr.Button
+    save_status: gr.Markdown
+    reuse_seed_btn: gr.Button
+    advanced: gr.Accordion
+
+
+@dataclasses.dataclass
+class CloneEvents:
+    """Events other parts of the page chain onto."""
+
+    generate: Any
+    save: Any
+
+
+def reference_text_label(asr_available: bool) -> tuple[str, str]:
+    """The reference text's label and placeholder: required unless the server can transcribe."""
+    if asr_available:
+        return ("Reference text (optional)",
+                "What is said in the reference clip. Leave it empty to transcribe the clip automatically.")
+    return ("Reference text (required)",
+            "Type exactly what is said in the reference clip: this server has no speech recognition "
+            "to transcribe it.")
 
 
 def build_clone_tab(settings: FrontendSettings, voices: list[Voice]) -> CloneTab:
@@ -39,19 +68,27 @@ def build_clone_tab(settings: FrontendSettings, voices: list[Voice]) -> CloneTab
     limits, defaults = settings.limits, settings.defaults
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
+            voice_pick = gr.Dropdown(label="Saved voice", choices=[], value=None, elem_id="voice-pick",
+                                     info="Fills the reference clip and its text from the voice library.")
             ref_audio = gr.Audio(label=f"Reference audio (3-{settings.max_ref_seconds:g} s, one voice)",
                                  sources=["upload", "microphone"], type="filepath", elem_id="ref-audio")
-            ref_text = gr.Textbox(
-                label="Reference text (optional)", lines=2, elem_id="ref-text",
-                placeholder="What is said in the reference clip. Leave empty to transcribe it "
-                            "automatically, where a speech recognition model is set up.")
+            ref_check = gr.HTML("", elem_id="ref-check", visible=False)
+            ref_label, ref_placeholder = reference_text_label(settings.asr_available)
+            ref_text = gr.Textbox(label=ref_label, lines=2, elem_id="ref-text", placeholder=ref_placeholder)
+            with gr.Accordion("Save this voice to the library", open=False, elem_id="save-voice"):
+                with gr.Row():
+                    save_name = gr.Textbox(label="Name", max_lines=1, elem_id="save-name", scale=2, min_width=140)
+                    save_note = gr.Textbox(label="Note (optional)", max_lines=1, elem_id="save-note", scale=3,
+                                           min_width=140)
+                save_btn = gr.Button("Save voice", size="sm", elem_id="save-btn")
+                save_status = gr.Markdown("", elem_id="save-status")
             gen_text = gr.Textbox(
                 label="Text to generate", lines=6, elem_id="gen-text",
                 info=f"Up to {settings.max_text_chars} characters; long texts are split into sentences and streamed.",
                 placeholder="Type what the cloned voice should say...")
             text_file = gr.UploadButton("Load the text from a .txt file", file_types=[".txt"], type="filepath",
                                         size="sm", variant="secondary", elem_id="text-file")
-            with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
+            with gr.Accordion("Advanced settings", open=False, elem_id="advanced") as advanced:
                 nfe_step = gr.Slider(*limits["nfe_step"], value=settings.default_nfe_step, step=1, label="NFE steps",
                                      info="More steps: better quality, slower.", elem_id="nfe-step")
                 speed = gr.Slider(*limits["speed"], value=defaults.speed, step=0.05, label="Speed", elem_id="speed")
@@ -72,6 +109,8 @@ def build_clone_tab(settings: FrontendSettings, voices: list[Voice]) -> CloneTab
             out_audio = gr.Audio(label="Generated audio", type="filepath", format="wav", interactive=False,
                                  buttons=["download"], elem_id="out-audio")
             details = gr.Markdown("", elem_id="details")
+            reuse_seed_btn = gr.Button("Use this seed again", size="sm", variant="secondary", elem_id="reuse-seed",
+                                       visible=False)
             spectrogram = gr.Image(label="Mel spectrogram", type="numpy", format="png", visible=False,
                                    interactive=False, elem_id="spectrogram")
     if voices:
@@ -79,10 +118,11 @@ def build_clone_tab(settings: FrontendSettings, voices: list[Voice]) -> CloneTab
                     example_labels=[v.name for v in voices], inputs=[ref_audio, ref_text, gen_text],
                     label="Example voices: click one, then Generate")
     return CloneTab(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
-                    generate_btn, stop_btn, text_file, live_audio, out_audio, details, spectrogram)
+                    generate_btn, stop_btn, text_file, live_audio, out_audio, details, spectrogram, voice_pick,
+                    ref_check, save_name, save_note, save_btn, save_status, reuse_seed_btn, advanced)
 
 
-def wire_clone_tab(tab: CloneTab, settings: FrontendSettings) -> None:
+def wire_clone_tab(tab: CloneTab, settings: FrontendSettings) -> CloneEvents:
     """Connect the tab's events, and the API's ``/synthesize`` (inside the Blocks context)."""
     form = [tab.ref_audio, tab.ref_text, tab.gen_text, tab.nfe_step, tab.speed, tab.cross_fade,
             tab.remove_silence, tab.seed]
@@ -91,7 +131,26 @@ def wire_clone_tab(tab: CloneTab, settings: FrontendSettings) -> None:
         handlers.generate_stream, inputs=form + [tab.randomize],
         outputs=[tab.out_audio, tab.live_audio, tab.spectrogram, tab.details, tab.seed],
         concurrency_limit=None, api_visibility="private", show_progress_on=[tab.out_audio])
-    tab.stop_btn.click(None, cancels=[generate_event], queue=False, api_visibility="private")
+    generate_event.then(lambda: gr.update(visible=True), outputs=tab.reuse_seed_btn, queue=False,
+                        api_visibility="private", show_progress="hidden")
+    if handlers.ON_ZEROGPU:  # no stream to stop there: cancel the whole call
+        tab.stop_btn.click(None, cancels=[generate_event], queue=False, api_visibility="private")
+    else:  # Stop ends the stream, keeping what was made (and says so)
+        tab.stop_btn.click(handlers.stop_generation, queue=False, api_visibility="private")
+    tab.reuse_seed_btn.click(lambda: (False, gr.update(open=True)), outputs=[tab.randomize, tab.advanced],
+                             queue=False, api_visibility="private")
+    # Every new clip (uploaded, recorded, a saved voice, an example) is judged at once. Removing a bad
+    # file is a change too: that one keeps the message saying why; only the player's own Clear hides it.
+    tab.ref_audio.change(lambda path: on_reference_change(path, settings.max_ref_seconds), inputs=tab.ref_audio,
+                         outputs=[tab.ref_audio, tab.ref_check], concurrency_limit=None, api_visibility="private",
+                         show_progress="hidden")
+    tab.ref_audio.clear(lambda: gr.update(value="", visible=False), outputs=tab.ref_check, queue=False,
+                        api_visibility="private")
+    tab.voice_pick.input(library_handlers.pick_voice, inputs=tab.voice_pick, outputs=[tab.ref_audio, tab.ref_text],
+                         concurrency_limit=None, api_visibility="private")
+    save_event = tab.save_btn.click(library_handlers.save_from_clone,
+                                    inputs=[tab.save_name, tab.ref_audio, tab.ref_text, tab.save_note],
+                                    outputs=tab.save_status, concurrency_limit=None, api_visibility="private")
     tab.text_file.upload(handlers.read_text_file, inputs=tab.text_file, outputs=tab.gen_text, queue=False,
                          api_visibility="private")
 
@@ -107,3 +166,4 @@ def wire_clone_tab(tab: CloneTab, settings: FrontendSettings) -> None:
     # The API's /synthesize: plain, one result. Triggered by a hidden button only API clients use.
     api_trigger.click(handlers.synthesize, inputs=api_form, outputs=[tab.out_audio, tab.details, tab.seed],
                       api_name="synthesize", concurrency_limit=None)
+    return CloneEvents(generate_event, save_event)

@@ -127,7 +127,8 @@ def request(**overrides):
 def test_page_builds_with_the_api_it_promises(app_module):
     assert isinstance(app_module.demo, gr.Blocks)
     names = {dep.api_name for dep in app_module.demo.fns.values() if dep.api_visibility == "public"}
-    assert names == {"synthesize", "status", "load", "unload"}
+    assert names == {"synthesize", "status", "load", "unload", "voices", "save_voice", "rename_voice", "delete_voice",
+                     "dialogue", "dub"}
 
 
 @pytest.mark.parametrize("error", [InputError("The reference audio is silent."), BusyError("The server is busy."),
@@ -193,13 +194,15 @@ def test_stream_yields_each_chunk_then_the_whole_clip(app_module, stand_in):
     outputs = list(handlers.generate_stream(**request(seed=42), randomize=False))
     assert stand_in.calls[-1]["seed"] == 42
     first, *chunks, final = outputs
-    assert first[0] is None and first[3] == ""  # previous result cleared
+    assert first[0]["value"] is None and first[3] == ""  # previous result cleared
     assert len(chunks) == 3
     for i, out in enumerate(chunks):
         rate, pcm = out[1]
         assert rate == SR and pcm.dtype == np.int16 and abs(int(pcm[0]) - round(0.25 * (i + 1) * 32767)) <= 1
-    (rate, full), _, image_update, details, seed = final
+    audio_update, _, image_update, details, seed = final
+    rate, full = audio_update["value"]
     assert rate == SR and len(full) == 3 * SR // 2
+    assert audio_update["label"] == "Generated audio · seed 42", "the seed used, next to the result"
     assert image_update["visible"] is True and image_update["value"].ndim == 3
     assert seed == 42 and "3 chunks" in details
     assert stand_in.closed.is_set()
@@ -207,8 +210,10 @@ def test_stream_yields_each_chunk_then_the_whole_clip(app_module, stand_in):
 
 
 def test_stream_randomize_ignores_the_seed_box(app_module, stand_in):
-    list(handlers.generate_stream(**request(seed=42), randomize=True))
-    assert stand_in.calls[-1]["seed"] is None
+    final = list(handlers.generate_stream(**request(seed=42), randomize=True))[-1]
+    drawn = stand_in.calls[-1]["seed"]  # drawn by the page, so a stopped clip knows its seed too
+    assert isinstance(drawn, int) and 0 <= drawn < 2**31 and final[4] == drawn
+    assert final[0]["label"].endswith(f"seed {drawn}")
 
 
 def test_stream_error_mid_way_becomes_a_readable_error(app_module, stand_in):
@@ -274,7 +279,7 @@ def test_status_rows_for_an_unloaded_cpu_engine():
                                                     last_error="CUDA out of memory")))
     assert rows["Idle unload"] == "not loaded" and rows["Loads / unloads / fallbacks"] == "2 / 2 / 1"
     assert rows["Last error"] == "CUDA out of memory" and "app process" in rows["Memory"]
-    busy = dict(ui_format.status_rows(engine_status(state="ready", in_flight=1, waiting=2, served=5, failed=1,
+    busy = dict(ui_format.status_rows(engine_status(state="ready", in_flight=3, waiting=2, served=5, failed=1,
                                                     refused=3)))
     assert busy["Requests"] == "1 running · 2 waiting · 5 served · 1 failed · 3 refused"
     never = dict(ui_format.status_rows(engine_status(state="ready", idle_unload_s=-1, expires_at=None)))

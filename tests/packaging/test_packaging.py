@@ -58,6 +58,7 @@ def test_image_runs_the_app_as_a_non_root_user_on_7860():
     env = _env()
     assert env["GRADIO_SERVER_NAME"] == "0.0.0.0" and env["GRADIO_SERVER_PORT"] == "7860"
     assert env["HF_HOME"] in " ".join(_instructions("VOLUME"))
+    assert env["F5_DATA_DIR"] in " ".join(_instructions("VOLUME")), "the voice library survives a restart"
     assert "ffmpeg" in " ".join(_instructions("RUN"))
     assert "requirements.txt" in " ".join(_instructions("RUN"))
 
@@ -66,7 +67,7 @@ def test_the_image_command_serves_and_passes_its_healthcheck(smoke_model_dir, tm
     port = free_port()
     env = {**os.environ, **_env(), "PATH": os.environ["PATH"], "HF_HOME": str(tmp_path / "hf"),
            "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "F5_MODEL_DIR": str(smoke_model_dir),
-           "F5_DEVICE": "cpu", "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
+           "F5_DEVICE": "cpu", "GRADIO_TEMP_DIR": str(tmp_path / "gradio"), "F5_DATA_DIR": str(tmp_path / "data")}
     health = _instructions("HEALTHCHECK")[0]
     command = yaml.safe_load(health[health.index("CMD") + 3:].strip())  # the JSON exec form
     command = [sys.executable if c == "python" else c.replace("7860", str(port)) for c in command]

@@ -1,0 +1,139 @@
+"""Handlers of the Dialogue tab and the API's ``/dialogue``: check the whole script (and every
+voice's clip) before anything runs, then run it line by line under one lease."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import gradio as gr
+
+from studio.audio_files import new_job_dir, write_wav, write_zip
+from studio.backend import get_backend
+from studio.dialogue import DEFAULT_GAP_S, DialogueResult, run_dialogue
+from studio.dialogue_script import Turn, parse_script
+from studio import handlers
+from studio.handlers import describe_progress, int_if_whole, seed_arg, user_error
+from studio.references import Upload, available_names, check_clips, resolve, uploaded_references
+from studio.runner import ProgressRelay, pump_stream
+from studio.settings import studio_settings
+from studio.ui_format import to_int16
+from studio.voice_library import get_library
+
+log = logging.getLogger(__name__)
+
+MAX_GAP_S = 5.0
+TIMING_HEADERS = ["#", "line", "voice", "text", "start (s)", "end (s)"]
+
+
+def prepare(script: Any, uploads: list[Upload]) -> tuple[list, dict]:
+    """The checked script and a voice per speaker; raises with every problem before any work."""
+    library = get_library()
+    uploaded = uploaded_references(uploads)
+    settings = get_backend().settings
+    items = parse_script(None if script is None else str(script), available_names(library, uploaded),
+                         max_lines=studio_settings().max_script_lines, max_text_chars=settings.max_text_chars,
+                         speed_range=tuple(settings.limits["speed"]))
+    references = resolve([item.speaker for item in items if isinstance(item, Turn)], library, uploaded)
+    check_clips(references.values(), settings.max_ref_seconds)
+    return items, references
+
+
+def _gap(value: Any) -> float:
+    try:
+        gap = float(DEFAULT_GAP_S if value is None else value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"The gap between lines must be a number of seconds (got {value!r}).",
+                       print_exception=False) from None
+    if not 0.0 <= gap <= MAX_GAP_S:
+        raise gr.Error(f"The gap between lines must be from 0 to {MAX_GAP_S:g} seconds (got {gap:g}).",
+                       print_exception=False)
+    return gap
+
+
+def _start(script, nfe_step, seed, gap_s, uploads: list[Upload]):
+    """Check everything; returns a function that starts the run given an ``on_progress``."""
+    gap = _gap(gap_s)
+    try:
+        items, references = prepare(script, uploads)
+    except Exception as error:
+        raise user_error(error, "The dialogue") from None
+    backend = get_backend()
+    return lambda on_progress: run_dialogue(items, references, backend, nfe_step=int_if_whole(nfe_step),
+                                            seed=seed_arg(seed), gap_s=gap, on_progress=on_progress,
+                                            synthesize_whole=handlers.ZEROGPU_SYNTHESIZE)
+
+
+def write_outputs(result: DialogueResult) -> dict[str, str]:
+    """The mix, the ZIP of lines, the timings (JSON, SRT) as files; name -> path."""
+    folder = new_job_dir("dialogue")
+    timings = result.timings_json()
+    paths = {
+        "mix": write_wav(folder / "dialogue.wav", result.audio, result.sample_rate),
+        "zip": write_zip(folder / "dialogue-lines.zip", zip(result.clip_names(), result.clips), result.sample_rate,
+                         {"timings.json": timings, "dialogue.srt": result.srt_text()}),
+        "json": folder / "dialogue-timings.json",
+        "srt": folder / "dialogue.srt",
+    }
+    paths["json"].write_text(timings, encoding="utf-8")
+    paths["srt"].write_text(result.srt_text(), encoding="utf-8")
+    return {name: str(path) for name, path in paths.items()}
+
+
+def _rows(result_lines) -> list[list[Any]]:
+    return [[t.index, t.line_no, t.speaker, t.text, round(t.start_s, 2), round(t.end_s, 2)] for t in result_lines]
+
+
+def dialogue_stream(script, nfe_step, seed, gap_s, name_1, audio_1, text_1, name_2, audio_2, text_2,
+                    progress=gr.Progress()):
+    """The Dialogue tab's Generate: each line streams to the live player as it is made.
+
+    Outputs: live player, mixed audio, files (ZIP, JSON, SRT), timings table, status line."""
+    start = _start(script, nfe_step, seed, gap_s, [Upload(name_1, audio_1, text_1), Upload(name_2, audio_2, text_2)])
+    relay = ProgressRelay(progress, rewrite=describe_progress)
+    yield gr.skip(), None, None, [], "Starting..."
+    events = pump_stream(start, name="f5-dialogue")
+    done: list = []
+    result = None
+    try:
+        for kind, payload in events:
+            if kind == "progress":
+                relay(*payload)
+                continue
+            event, value = payload
+            if event == "audio" and len(value[1]):
+                yield (value[0], to_int16(value[1])), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                relay.repeat()
+            elif event == "line":
+                done.append(value)
+                yield gr.skip(), gr.skip(), gr.skip(), _rows(done), f"{len(done)} line(s) done..."
+                relay.repeat()
+            elif event == "done":
+                result = value
+    except Exception as error:
+        raise user_error(error, "The dialogue") from None
+    finally:
+        events.close()
+    if result is None:
+        raise gr.Error("The dialogue ended without a result; please try again.", print_exception=False)
+    files = write_outputs(result)
+    log.info("dialogue: %d lines, %.1f s of audio", len(result.lines), result.duration_s)
+    yield (gr.skip(), files["mix"], [files["zip"], files["json"], files["srt"]], _rows(result.lines),
+           f"Done: {len(result.lines)} lines, {result.duration_s:.1f} s.")
+
+
+def dialogue_api(script, nfe_step, seed, gap_s, progress=gr.Progress()):
+    """API endpoint ``/dialogue``: the whole script with library voices. Returns (mixed WAV, ZIP of
+    per-line WAVs, timings as a dict, SRT file)."""
+    start = _start(script, nfe_step, seed, gap_s, [])
+    relay = ProgressRelay(progress, rewrite=describe_progress)
+    result = None
+    try:
+        for event, value in start(relay):
+            if event == "done":
+                result = value
+    except Exception as error:
+        raise user_error(error, "The dialogue") from None
+    files = write_outputs(result)
+    return files["mix"], files["zip"], json.loads(result.timings_json()), files["srt"]

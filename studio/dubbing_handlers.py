@@ -1,0 +1,195 @@
+"""Handlers of the Dubbing tab and the API's ``/dub``: read and check the subtitle file, give each
+cue a voice (per speaker, or one for all), then dub every cue under one lease."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from engine.errors import InputError
+from studio.audio_files import new_job_dir, write_wav, write_zip
+from studio.backend import get_backend
+from studio.dubbing import DubResult, run_dub
+from studio import handlers
+from studio.handlers import describe_progress, int_if_whole, seed_arg, user_error
+from studio.references import check_clips, resolve
+from studio.runner import ProgressRelay
+from studio.settings import studio_settings
+from studio.subtitles import Cue, decode, parse_subtitles, speakers
+from studio.voice_library import VoiceNotFound, get_library
+from studio.voice_names import name_key
+
+log = logging.getLogger(__name__)
+
+SPEAKER_SLOTS = 6  # speakers the tab offers a voice list for (others use the voice for all)
+
+
+def read_cues(path: Any) -> list[Cue]:
+    """The uploaded file's checked cues."""
+    if not path:
+        raise InputError("Please upload a subtitle file (.srt or .vtt).")
+    try:
+        data = Path(str(path)).read_bytes()
+    except OSError:
+        raise InputError("The subtitle file could not be read; please upload it again.") from None
+    settings = get_backend().settings
+    return parse_subtitles(decode(data), max_cues=studio_settings().max_cues, max_text_chars=settings.max_text_chars,
+                           filename=str(path))
+
+
+def parse_voice_map(text: Any) -> dict[str, str]:
+    """``speaker_voices`` of ``/dub``: a JSON object, or ``Speaker=Voice`` per line (or ``;``)."""
+    raw = str(text or "").strip()
+    if not raw:
+        return {}
+    if raw.startswith("{"):
+        try:
+            data = json.loads(raw)
+        except ValueError as error:
+            raise InputError(f"speaker_voices is not valid JSON ({error.msg}, character {error.pos}).") from None
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+            raise InputError("speaker_voices must map speaker names to voice names (all text).")
+        return {k.strip(): v.strip() for k, v in data.items() if v.strip()}
+    mapping = {}
+    for number, part in enumerate(raw.replace(";", "\n").splitlines(), 1):
+        if not part.strip():
+            continue
+        speaker, sep, voice = part.partition("=")
+        if not sep or not speaker.strip():
+            raise InputError(f"speaker_voices entry {number} ({part.strip()!r}): write 'Speaker=Voice'.")
+        if voice.strip():
+            mapping[speaker.strip()] = voice.strip()
+    return mapping
+
+
+def assign_voices(cues: list[Cue], mapping: dict[str, str], default_voice: str | None) -> dict[int, str]:
+    """Each cue's voice name: its speaker's voice, else the voice for all, else a library voice of
+    the speaker's own name; every cue left without one is named in the error."""
+    in_file = {name_key(s): s for s in speakers(cues)}
+    chosen = {}
+    for speaker, voice in mapping.items():
+        if name_key(speaker) not in in_file:
+            listed = ", ".join(in_file.values()) or "none"
+            raise InputError(f"Speaker {speaker!r} has a voice but is not in the subtitles (speakers: {listed}).")
+        chosen[name_key(speaker)] = voice
+    library = get_library()
+    voices: dict[int, str] = {}
+    missing: dict[str, list[int]] = {}
+    for cue in cues:
+        key = name_key(cue.speaker) if cue.speaker else None
+        voice = chosen.get(key) if key else None
+        voice = voice or (default_voice or "").strip() or None
+        if voice is None and cue.speaker:
+            try:
+                voice = library.get(cue.speaker).name
+            except VoiceNotFound:
+                voice = None
+        if voice is None:
+            missing.setdefault(cue.speaker or "", []).append(cue.number)
+        else:
+            voices[cue.number] = voice
+    if missing:
+        parts = [f"{'speaker ' + repr(s) if s else 'no speaker'} (cue {', '.join(map(str, n[:8]))}"
+                 f"{', ...' if len(n) > 8 else ''})" for s, n in missing.items()]
+        raise InputError("These cues have no voice: " + "; ".join(parts) +
+                         ". Choose a voice for each speaker, or one voice for all cues.")
+    return voices
+
+
+def prepare(path: Any, mapping: dict[str, str], default_voice: str | None):
+    """The checked cues, each cue's :class:`Reference` and the checked clips, before any work."""
+    cues = read_cues(path)
+    names = assign_voices(cues, mapping, default_voice)
+    references = resolve(names.values(), get_library(), {})
+    by_cue = {number: references[name_key(name)] for number, name in names.items()}
+    clips = check_clips(references.values(), get_backend().settings.max_ref_seconds)
+    return cues, by_cue, clips
+
+
+def write_outputs(result: DubResult) -> dict[str, str]:
+    """The track and the ZIP of placed cues (with the report) as files; name -> path."""
+    folder = new_job_dir("dub")
+    track = write_wav(folder / "dub.wav", result.audio, result.sample_rate)
+    names = [f"cue_{r.cue:03d}.wav" for r in result.reports]
+    archive = write_zip(folder / "dub-cues.zip", zip(names, result.clips), result.sample_rate,
+                        {"report.json": result.report_json()})
+    return {"track": str(track), "zip": str(archive)}
+
+
+def _run(path, mapping, default_voice, nfe_step, seed, relay):
+    """Check everything, then the dub's events (nothing runs before the first one is asked for)."""
+    cues, by_cue, clips = prepare(path, mapping, default_voice)
+    return len(cues), run_dub(cues, by_cue, clips, get_backend(), nfe_step=int_if_whole(nfe_step),
+                              seed=seed_arg(seed), on_progress=relay, synthesize_whole=handlers.ZEROGPU_SYNTHESIZE)
+
+
+def dub_api(subtitles, voice, speaker_voices, nfe_step, seed, progress=gr.Progress()):
+    """API endpoint ``/dub``: returns (the track WAV, the per-cue report as a list of dicts, the ZIP
+    of cues)."""
+    relay = ProgressRelay(progress, rewrite=describe_progress)
+    result = None
+    try:
+        _, events = _run(subtitles, parse_voice_map(speaker_voices), voice, nfe_step, seed, relay)
+        for event, value in events:
+            if event == "done":
+                result = value
+    except Exception as error:
+        raise user_error(error, "Dubbing") from None
+    log.info("dub: %s", result.summary())
+    files = write_outputs(result)
+    return files["track"], [r.to_dict() for r in result.reports], files["zip"]
+
+
+def inspect_upload(path):
+    """The tab's upload: (a summary line, the speakers found, then each slot's update)."""
+    hidden = [gr.update(visible=False, value=None) for _ in range(SPEAKER_SLOTS)]
+    if not path:
+        return ("", [], *hidden)
+    try:
+        cues = read_cues(path)
+    except Exception as error:
+        raise user_error(error, "Reading the subtitles") from None
+    found = speakers(cues)
+    names = {name_key(n): n for n in _voice_names()}
+    updates = [gr.update(visible=True, label=f"Voice for {s}", choices=list(names.values()),
+                         value=names.get(name_key(s))) for s in found[:SPEAKER_SLOTS]]
+    updates += hidden[len(updates):]
+    length = cues[-1].end_s
+    summary = (f"{len(cues)} cues, {length:.1f} s, speakers: {', '.join(found) if found else 'none named'}"
+               + (f" (the first {SPEAKER_SLOTS} get their own list; the rest use the voice for all)"
+                  if len(found) > SPEAKER_SLOTS else ""))
+    return (summary, found, *updates)
+
+
+def _voice_names() -> list[str]:
+    from studio.library_handlers import voice_names
+
+    return voice_names()
+
+
+def dub_ui(path, default_voice, found_speakers, nfe_step, seed, *slot_voices, progress=gr.Progress()):
+    """The tab's Dub: the report fills cue by cue; then (the track, the report, the ZIP, a summary).
+    Stop (a cancel) ends it between two cues."""
+    mapping = {speaker: voice for speaker, voice in zip(found_speakers or [], slot_voices) if voice}
+    relay = ProgressRelay(progress, rewrite=describe_progress)
+    rows: list[list[Any]] = []
+    result = None
+    try:
+        total, events = _run(path, mapping, default_voice, nfe_step, seed, relay)
+        yield None, [], None, "Starting..."
+        for event, value in events:
+            if event == "cue":
+                rows.append(value.row())
+                yield gr.skip(), rows, gr.skip(), f"{len(rows)} of {total} cues done..."
+                relay.repeat()
+            else:
+                result = value
+    except Exception as error:
+        raise user_error(error, "Dubbing") from None
+    log.info("dub: %s", result.summary())
+    files = write_outputs(result)
+    yield files["track"], [r.row() for r in result.reports], files["zip"], result.summary()

@@ -1,0 +1,163 @@
+"""Handlers of the voice library: the API's ``/voices``, ``/save_voice``, ``/rename_voice`` and
+``/delete_voice``, the Voices tab, the clone tab's voice picker and its "Save this voice".
+
+Library errors are :class:`~engine.errors.InputError` (their text is for the user) and reach the
+page as ``gr.Error`` through :func:`studio.handlers.user_error`.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from studio.handlers import user_error
+from studio.voice_library import VoiceEntry, get_library
+
+log = logging.getLogger(__name__)
+
+TABLE_HEADERS = ["name", "length (s)", "transcript", "note", "kind", "status"]
+
+
+def _run(action: str, work, *args):
+    try:
+        return work(*args)
+    except Exception as error:
+        raise user_error(error, action) from None
+
+
+# ---------------------------------------------------------------------- API
+
+
+def api_voices() -> list[dict[str, Any]]:
+    """API endpoint ``/voices``: every voice (bundled first) as dicts, no server paths."""
+    return _run("Listing the voices", lambda: [entry.to_dict() for entry in get_library().list()])
+
+
+def api_save_voice(name, ref_audio, ref_text, note) -> dict[str, Any]:
+    """API endpoint ``/save_voice``: store a clip (checked and trimmed as for cloning) under ``name``."""
+    return _run("Saving the voice", lambda: get_library().save(name, ref_audio, ref_text or "", note or "").to_dict())
+
+
+def api_rename_voice(name, new_name) -> dict[str, Any]:
+    """API endpoint ``/rename_voice``: give a saved voice another name."""
+    return _run("Renaming the voice", lambda: get_library().rename(name, new_name).to_dict())
+
+
+def api_delete_voice(name) -> list[dict[str, Any]]:
+    """API endpoint ``/delete_voice``: remove a saved voice; returns the voices left."""
+    def delete():
+        get_library().delete(name)
+        return [entry.to_dict() for entry in get_library().list()]
+
+    return _run("Deleting the voice", delete)
+
+
+# ---------------------------------------------------------------------- the page
+
+
+def voice_names() -> list[str]:
+    """Every voice's name, for the pickers ([] when the library cannot be read: logged)."""
+    try:
+        return [entry.name for entry in get_library().list()]
+    except Exception:
+        log.exception("listing the voices failed")
+        return []
+
+
+def table_rows(entries: list[VoiceEntry] | None = None) -> list[list[Any]]:
+    """The Voices tab's table (of ``entries``, default: the whole library)."""
+    rows = []
+    for entry in get_library().list() if entries is None else entries:
+        rows.append([entry.name, None if entry.seconds is None else round(entry.seconds, 1), entry.ref_text,
+                     entry.note, "bundled (read-only)" if entry.read_only else "saved",
+                     f"⚠ {entry.error}" if entry.error else "ok"])
+    return rows
+
+
+def voices_hint(names: list[str]) -> str:
+    """The Dialogue tab's line about which names a script may use."""
+    if not names:
+        return "No voices yet: save one from the Voice clone tab, or upload a clip for a name below."
+    return "Voices you can use: " + ", ".join(f"`{html.escape(n)}`" for n in names) + "."
+
+
+def library_views(pickers: int) -> tuple:
+    """Everything that shows the library, after it changed: ``pickers`` voice lists' choices, the
+    Voices tab's table, the Dialogue tab's list of names."""
+    try:
+        entries = get_library().list()
+    except Exception as error:  # a damaged index: say so; the pickers stay as they are
+        gr.Warning(user_error(error, "Listing the voices").message)
+        return (*[gr.skip() for _ in range(pickers)], [], voices_hint([]))
+    names = [entry.name for entry in entries]
+    return (*[gr.update(choices=names) for _ in range(pickers)], table_rows(entries), voices_hint(names))
+
+
+def _audio(entry: VoiceEntry):
+    """The clip as (rate, int16) for a player (the data folder itself is never served)."""
+    import soundfile as sf
+
+    from studio.ui_format import to_int16
+
+    data, rate = sf.read(str(entry.clip_path), dtype="float32", always_2d=True)
+    return rate, to_int16(np.mean(data, axis=1))
+
+
+def pick_voice(name):
+    """A voice picker's choice fills a reference: (the clip for the player, its transcript)."""
+    if not name:
+        return gr.skip(), gr.skip()
+
+    def pick():
+        entry = get_library().usable(name)
+        return _audio(entry), entry.ref_text
+
+    return _run("Loading the voice", pick)
+
+
+def show_voice(name):
+    """The Voices tab's selection: (its clip to play, a description, the rename box's value)."""
+    if not name:
+        return None, "", ""
+
+    def show():
+        entry = get_library().get(name)
+        kind = "bundled, read-only" if entry.read_only else "saved"
+        lines = [f"**{html.escape(entry.name)}** ({kind})", f"Transcript: {html.escape(entry.ref_text)}"]
+        if entry.note:
+            lines.append(f"Note: {html.escape(entry.note)}")
+        if entry.error:
+            lines.append(f"⚠ This voice cannot be used: {html.escape(entry.error)}")
+            return None, "\n\n".join(lines), entry.name
+        return _audio(entry), "\n\n".join(lines), entry.name
+
+    return _run("Loading the voice", show)
+
+
+def save_from_clone(name, ref_audio, ref_text, note) -> str:
+    """The clone tab's "Save this voice": the status line (errors as gr.Error)."""
+    if not ref_audio:
+        raise gr.Error("Upload or record a reference clip first, then save it as a voice.", print_exception=False)
+    entry = _run("Saving the voice", lambda: get_library().save(name, ref_audio, ref_text or "", note or ""))
+    log.info("voice %r saved from the clone tab", entry.name)
+    return f"Saved **{html.escape(entry.name)}** ({entry.seconds:.1f} s): pick it in any voice list."
+
+
+def rename_selected(name, new_name):
+    """The Voices tab's Rename: (status line, the new name for the selector)."""
+    if not name:
+        raise gr.Error("Choose a voice to rename first.", print_exception=False)
+    entry = _run("Renaming the voice", lambda: get_library().rename(name, new_name))
+    return f"Renamed **{html.escape(str(name))}** to **{html.escape(entry.name)}**.", entry.name
+
+
+def delete_selected(name):
+    """The Voices tab's Delete: (status line, an emptied selector)."""
+    if not name:
+        raise gr.Error("Choose a voice to delete first.", print_exception=False)
+    _run("Deleting the voice", lambda: get_library().delete(name))
+    return f"Deleted **{html.escape(str(name))}**.", None
