@@ -50,7 +50,9 @@ def build_router(backend: Backend, catalog: Callable[[], VoiceCatalog], api_key:
         except StopAsyncIteration:
             raise ApiError(500, "The engine returned no audio.", type="server_error", code="engine_failure") from None
         except Exception as error:
-            raise from_engine_error(error) from None
+            refusal = from_engine_error(error)
+            log.info("speech refused (%d %s): %s", refusal.status, refusal.code, refusal.message)
+            raise refusal from None
         log.info("speech: voice %r, %s%s, %d chars, speed %g, first audio after %.2f s", job.voice,
                  job.format.name, " (sse)" if job.sse else "", job.input_chars, job.speed_used,
                  time.perf_counter() - started)
