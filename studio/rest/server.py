@@ -47,7 +47,11 @@ def create_app(backend: Backend, demo: gr.Blocks, launch_options: dict[str, Any]
     app.include_router(build_router(backend, lambda: VoiceCatalog(voice_source(), default_voice), api_key))
     options = dict(launch_options)
     use_threads(demo, options.pop("max_threads"))
-    return gr.mount_gradio_app(app, demo, path="/", auth=page_login(api_key), **options)
+    app = gr.mount_gradio_app(app, demo, path="/", auth=page_login(api_key), **options)
+    # gradio 6.31 checks that a file an API caller names was uploaded (not any path on the server)
+    # only once the Blocks "has launched", which mount_gradio_app never sets: set it as launch() does.
+    demo.has_launched = True
+    return app
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:
