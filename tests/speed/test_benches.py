@@ -37,3 +37,11 @@ def test_ttfa_bench_streams_a_smaller_first_chunk():
     fractions = dict(re.findall(r"^\s+(baseline|split)\s+TTFA.*TTFA/total ([\d.]+)", out, re.M))
     assert set(fractions) == {"baseline", "split"}, out
     assert float(fractions["split"]) < float(fractions["baseline"]) < 1.0
+
+
+def test_rest_overhead_bench_serves_the_engines_own_audio():
+    out = _bench("bench/rest_overhead.py", "--rounds", "2", "--encode-repeats", "2", "--nfe", "4")
+    assert "REST wav == engine audio (int16): True" in out, out
+    assert re.search(r"median ratio REST/engine: [\d.]+", out), out
+    for name in ("mp3", "opus", "aac", "flac", "wav", "pcm"):
+        assert re.search(rf"^\s+{name}\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+$", out, re.M), out
