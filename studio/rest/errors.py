@@ -66,7 +66,8 @@ def from_engine_error(error: BaseException) -> ApiError:
                         headers={"Retry-After": str(RETRY_AFTER_S)})
     if isinstance(error, ModelUnavailableError):
         log.error("speech request failed: the model is unavailable: %s", error)
-        return ApiError(503, public_text(str(error)), type="server_error", code="model_unavailable")
+        return ApiError(503, public_text(str(error)), type="server_error", code="model_unavailable",
+                        headers={"X-Should-Retry": "false"})  # openai's clients: retrying will not fix it
     if isinstance(error, EngineError):
         log.error("speech request failed in the engine: %s", error)
     else:
