@@ -6,7 +6,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
+import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,3 +178,33 @@ def _served(app) -> int:
     status, body = app.http_get("v1/status")
     assert status == 200
     return json.loads(body)["served"]
+
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+SECTION = README.split("## OpenAI-compatible speech API", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_curl_examples_work(rest_app, tmp_path):
+    block = re.findall(r"```bash\n(.*?)```", SECTION, flags=re.S)[0]
+    script = block.replace("http://127.0.0.1:7860", rest_app.url.rstrip("/"))
+    done = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for name, response_format in (("hello.mp3", "mp3"), ("hello.wav", "wav")):
+        samples, rate = decode((tmp_path / name).read_bytes(), response_format)
+        assert_audio(samples, rate, len(samples) / rate, 0)
+    assert VOICE_FEMALE in [voice["id"] for voice in json.loads(done.stdout)["voices"]]
+
+
+def test_readme_openai_example_works(rest_app, tmp_path, monkeypatch):
+    block = re.findall(r"```python\n(.*?)```", SECTION, flags=re.S)[0]
+    code = block.replace("http://127.0.0.1:7860/v1", rest_app.url + "v1").replace(
+        'response_format="wav")', 'response_format="wav", extra_body={"nfe_step": 4})')
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - our own documentation
+    samples, rate = sf.read(str(tmp_path / "hello.wav"))
+    assert_audio(samples, rate, len(samples) / rate, 0)
+
+
+def test_readme_states_the_engines_speed_range():
+    low, high = LIMITS["speed"]
+    assert f"clamped to what F5 can do, {low:g}-{high:g}" in SECTION
