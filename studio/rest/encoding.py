@@ -40,12 +40,15 @@ class AudioFormat:
 
 
 #: OpenAI's response formats. ``pcm`` is raw 24 kHz 16-bit little-endian mono, as OpenAI sends it.
+#: The lossy encoders use their faster settings (LAME -q 7, Opus complexity 5, FFmpeg AAC's fast coder):
+#: 2-3x less CPU per second of speech than their defaults, which matters next to a GPU's synthesis time.
 FORMATS: dict[str, AudioFormat] = {
-    "mp3": AudioFormat("mp3", "audio/mpeg", "mp3", "libmp3lame", codec_options=(("b", "64k"),)),
+    "mp3": AudioFormat("mp3", "audio/mpeg", "mp3", "libmp3lame",
+                       codec_options=(("b", "64k"), ("compression_level", "7"))),
     "opus": AudioFormat("opus", "audio/ogg; codecs=opus", "ogg", "libopus",
                         container_options=(("page_duration", "100000"),),  # an Ogg page per 0.1 s: it streams
-                        codec_options=(("b", "32k"),)),
-    "aac": AudioFormat("aac", "audio/aac", "adts", "aac", codec_options=(("b", "64k"),)),
+                        codec_options=(("b", "32k"), ("compression_level", "5"))),
+    "aac": AudioFormat("aac", "audio/aac", "adts", "aac", codec_options=(("b", "64k"), ("aac_coder", "fast"))),
     "flac": AudioFormat("flac", "audio/flac", "flac", "flac", streamed=False),
     "wav": AudioFormat("wav", "audio/wav", "wav", "pcm_s16le"),
     "pcm": AudioFormat("pcm", "audio/pcm", "s16le", "pcm_s16le"),
