@@ -40,7 +40,7 @@ def build_router(backend: Backend, catalog: Callable[[], VoiceCatalog], api_key:
     router = APIRouter(prefix="/v1", dependencies=[Depends(require_key(api_key))])
 
     @router.post("/audio/speech", response_class=StreamingResponse)
-    async def create_speech(body: SpeechRequest, request: Request) -> StreamingResponse:
+    async def create_speech(body: SpeechRequest) -> StreamingResponse:
         """Speak ``input`` in ``voice``; the audio streams while later sentences are being made."""
         started = time.perf_counter()
         job = await run_in_threadpool(plan_speech, body, backend.settings, catalog())

@@ -47,7 +47,8 @@ def create_app(backend: Backend, demo: gr.Blocks, launch_options: dict[str, Any]
     app.include_router(build_router(backend, lambda: VoiceCatalog(voice_source(), default_voice), api_key))
     options = dict(launch_options)
     use_threads(demo, options.pop("max_threads"))
-    app = gr.mount_gradio_app(app, demo, path="/", auth=page_login(api_key), **options)
+    # ssr_mode=False: the page is served by this process, as launch() did by default (no Node proxy in front)
+    app = gr.mount_gradio_app(app, demo, path="/", auth=page_login(api_key), ssr_mode=False, **options)
     # gradio 6.31 checks that a file an API caller names was uploaded (not any path on the server)
     # only once the Blocks "has launched", which mount_gradio_app never sets: set it as launch() does.
     demo.has_launched = True
