@@ -8,7 +8,8 @@ this process, on a backend wrapping THE SAME engine the in-process calls use. Ea
 request over HTTP (httpx, a kept-alive connection; the whole response read) and makes the same call
 in-process: same bundled voice and transcript, text, NFE and seed. Calls alternate, order flipped every
 round; the result is the median of the per-round ratios REST / in-process (target <= 1.05 for ``wav``),
-and the REST ``wav`` is checked to be the engine's audio sample for sample.
+in wall time and in this process's CPU time (all threads: what the API adds, less disturbed by other
+tenants of a shared machine), and the REST ``wav`` is checked to be the engine's audio sample for sample.
 
 Second part: encode time per ``response_format`` (``studio.rest.encoding``, PyAV) for 10 s of real
 speech (the bundled voice, repeated), whole and in the 4 chunks a stream would send, median of
@@ -52,6 +53,20 @@ def start_server(app, port: int):
             raise RuntimeError("the server did not start")
         time.sleep(0.05)
     return server
+
+
+def cpu_timed(fn, into: list[float]):
+    """``fn`` that also appends the process CPU time it took (every thread: the server's, the engine's) to
+    ``into``; CPU time is what the API adds, and other tenants of a shared machine disturb it less than
+    wall time."""
+
+    def run():
+        started = time.process_time()
+        out = fn()
+        into.append(time.process_time() - started)
+        return out
+
+    return run
 
 
 def encode_times(audio, rate: int, repeats: int, chunks: int = 4) -> dict[str, tuple[float, float, int]]:
@@ -131,8 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.format == "wav":
             samples, _ = sf.read(io.BytesIO(rest_bytes), dtype="int16")
             same = bool(np.array_equal(samples, to_int16(audio)))
-        timings = interleave({"rest": run_rest, "engine": run_engine}, args.rounds)
+        cpu: dict[str, list[float]] = {"rest": [], "engine": []}
+        timings = interleave({"rest": cpu_timed(run_rest, cpu["rest"]), "engine": cpu_timed(run_engine, cpu["engine"])},
+                             args.rounds)
         r = ratios(timings["rest"], timings["engine"])
+        cpu_r = [a / b for a, b in zip(cpu["rest"], cpu["engine"])]
         print(f"\nspeech, tiny model, NFE {args.nfe}, {len(audio) / 24000:.2f} s audio, {args.format}, {args.rounds} rounds")
         print(f"  REST (HTTP, {args.format}) median {timings['rest'].median * 1e3:8.1f} ms")
         print(f"  Engine.synthesize    median {timings['engine'].median * 1e3:8.1f} ms  (same engine, in-process)")
@@ -140,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
               f"quartiles {sorted(r)[len(r) // 4]:.3f}..{sorted(r)[3 * len(r) // 4]:.3f})")
         differences = [a - b for a, b in zip(timings["rest"].seconds, timings["engine"].seconds)]
         print(f"  median of per-round differences REST - engine: {median(differences) * 1e3:.1f} ms")
+        print(f"  CPU time of this process (all its threads): REST median {median(cpu['rest']) * 1e3:.1f} ms, "
+              f"engine {median(cpu['engine']) * 1e3:.1f} ms; median ratio {median(cpu_r):.3f} "
+              f"(quartiles {sorted(cpu_r)[len(cpu_r) // 4]:.3f}..{sorted(cpu_r)[3 * len(cpu_r) // 4]:.3f})")
         if same is not None:
             print(f"  REST wav == engine audio (int16): {same}")
 
