@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 #: Seconds a client told "busy" should wait before it tries again (the ``Retry-After`` header).
 RETRY_AFTER_S = 5
-GENERIC_FAILURE = "The speech engine failed unexpectedly; it is still running. Please try again."
+GENERIC_FAILURE = "The server failed unexpectedly; the engine is still running. Please try again."
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
           405: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error"}
@@ -65,13 +65,13 @@ def from_engine_error(error: BaseException) -> ApiError:
         return ApiError(503, public_text(str(error)), type="server_error", code="engine_busy",
                         headers={"Retry-After": str(RETRY_AFTER_S)})
     if isinstance(error, ModelUnavailableError):
-        log.error("speech request failed: the model is unavailable: %s", error)
+        log.error("request failed: the model is unavailable: %s", error)
         return ApiError(503, public_text(str(error)), type="server_error", code="model_unavailable",
                         headers={"X-Should-Retry": "false"})  # openai's clients: retrying will not fix it
     if isinstance(error, EngineError):
-        log.error("speech request failed in the engine: %s", error)
+        log.error("request failed in the engine: %s", error)
     else:
-        log.error("speech request failed unexpectedly", exc_info=error)
+        log.error("request failed unexpectedly", exc_info=error)
     return ApiError(500, GENERIC_FAILURE, type="server_error", code="engine_failure")
 
 

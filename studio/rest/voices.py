@@ -154,7 +154,7 @@ class VoiceCatalog:
     def _lookup(self, name: str) -> Any | None:
         try:
             return self.source.get(name)
-        except LookupError:
+        except (LookupError, ValueError):  # not there, or not even a valid name for the catalog
             return None
 
     def _names(self) -> list[str]:

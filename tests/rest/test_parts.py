@@ -103,6 +103,8 @@ def test_the_voice_library_is_used_when_it_exists(monkeypatch):
             return [Entry("Mine", CLIP, "hello")]
 
         def get(self, name):
+            if "/" in name:
+                raise ValueError(f"{name!r} is not a valid voice name")
             if name != "Mine":
                 raise VoiceNotFound(name)
             return self.list()[0]
@@ -114,8 +116,9 @@ def test_the_voice_library_is_used_when_it_exists(monkeypatch):
     monkeypatch.setitem(sys.modules, "studio.voice_library", module)
     voices = VoiceCatalog(voices_module.voice_source())
     assert voices.resolve("alloy").name == "Mine"
-    with pytest.raises(UnknownVoice):
-        voices.resolve("Other")
+    for name in ("Other", "../Mine"):
+        with pytest.raises(UnknownVoice):
+            voices.resolve(name)
     monkeypatch.delitem(sys.modules, "studio.voice_library")
     if voices_module.importlib.util.find_spec("studio.voice_library") is None:
         assert isinstance(voices_module.voice_source(), BundledVoices)
