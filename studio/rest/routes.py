@@ -43,16 +43,16 @@ def build_router(backend: Backend, catalog: Callable[[], VoiceCatalog], api_key:
     async def create_speech(body: SpeechRequest) -> StreamingResponse:
         """Speak ``input`` in ``voice``; the audio streams while later sentences are being made."""
         started = time.perf_counter()
-        job = await run_in_threadpool(plan_speech, body, backend.settings, catalog())
+        job = await run_in_threadpool(lambda: plan_speech(body, backend.settings, catalog()))  # may read the disk
         pieces = iterate_in_thread(lambda: encoded_pieces(backend, job), name="f5-rest-speech")
         try:
             first = await anext(pieces)  # waits in the engine's line; refusals still get a status
         except StopAsyncIteration:
             raise ApiError(500, "The engine returned no audio.", type="server_error", code="engine_failure") from None
         except Exception as error:
-            refusal = from_engine_error(error)
-            log.info("speech refused (%d %s): %s", refusal.status, refusal.code, refusal.message)
-            raise refusal from None
+            answer = from_engine_error(error)
+            log.info("speech not served (%d %s): %s", answer.status, answer.code, answer.message)
+            raise answer from None
         log.info("speech: voice %r, %s%s, %d chars, speed %g, first audio after %.2f s", job.voice,
                  job.format.name, " (sse)" if job.sse else "", job.input_chars, job.speed_used,
                  time.perf_counter() - started)
