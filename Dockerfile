@@ -1,4 +1,4 @@
-# F5 Voice Studio: the Gradio app on a CUDA runtime.
+# F5 Voice Studio: the Gradio app and its OpenAI-compatible API on a CUDA runtime.
 #   docker build -t f5-voice-studio .
 #   docker run --gpus all -p 7860:7860 -v f5-hub-cache:/data/hf -v f5-voices:/data/studio f5-voice-studio
 # torch 2.14.1 is a CUDA 13 build that brings its own CUDA libraries; the base image supplies
@@ -42,6 +42,6 @@ VOLUME ["/data/hf", "/data/studio"]
 USER 1001:1001
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/', timeout=4)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/healthz', timeout=4)"]
 
 CMD ["python", "app.py"]

@@ -1,8 +1,9 @@
 """F5 Voice Studio: a Gradio web app for F5-TTS voice cloning on a shared GPU.
 
-``demo`` is built at import (Hugging Face Spaces imports this module); ``python app.py`` serves it.
+``demo`` is built at import (Hugging Face Spaces imports this module); ``python app.py`` serves it
+together with the OpenAI-compatible REST API (``studio.rest``), on one port and one engine.
 This module is wiring only: settings are checked, the page (``studio.page``) is built on the
-process's backend (``studio.backend``), and ``main`` serves it.
+process's backend (``studio.backend``), and ``main`` serves the page and the API.
 """
 
 from __future__ import annotations
@@ -14,13 +15,18 @@ from engine import zerogpu
 from engine.config import ConfigError
 from studio import page
 from studio.backend import get_backend
-from studio.settings import SettingsError, max_upload_mb, studio_settings
+from studio.rest import server
+from studio.settings import (SettingsError, api_key, default_voice, max_upload_mb, server_address,
+                             studio_settings)
 
 log = logging.getLogger("f5_studio.app")  # not __name__: that is "__main__" under `python app.py`
 
 try:  # every setting is checked before anything starts; a bad one stops start-up with one line
     MAX_UPLOAD_MB = max_upload_mb()  # F5_MAX_UPLOAD_MB
     studio_settings()  # F5_DATA_DIR, F5_MAX_VOICES, F5_MAX_CUES, F5_MAX_SCRIPT_LINES
+    HOST, PORT = server_address()  # GRADIO_SERVER_NAME, GRADIO_SERVER_PORT
+    API_KEY = api_key()  # F5_API_KEY (None: open)
+    DEFAULT_VOICE = default_voice()  # F5_DEFAULT_VOICE
     backend = get_backend()  # reads and validates every F5_* engine setting
 except (ConfigError, SettingsError) as _error:
     raise SystemExit(f"F5 Voice Studio cannot start: {_error}") from None
@@ -32,12 +38,14 @@ if zerogpu.detect():
 
 
 def main() -> None:
-    """Serve the app (``python app.py``); address and port from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT."""
+    """Serve the page and the REST API (``python app.py``) on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT."""
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("backend: %r", backend)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per internal HTTP call otherwise
-    demo.launch(**page.launch_options(backend, MAX_UPLOAD_MB))
+    api = server.create_app(backend, demo, page.launch_options(backend, MAX_UPLOAD_MB), api_key=API_KEY,
+                            default_voice=DEFAULT_VOICE)
+    server.serve(api, HOST, PORT)
 
 
 if __name__ == "__main__":

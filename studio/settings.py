@@ -18,8 +18,10 @@ APP_ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_MAX_CUES": ("500", "Most cues a subtitle file may have for dubbing."),
     "F5_MAX_SCRIPT_LINES": ("200", "Most spoken lines a dialogue script may have."),
     "F5_STUDIO_THREADS": ("", "Worker threads of the web server; empty = the larger of 40 and F5_MAX_QUEUE + 16, so every waiting request and the status panel fit."),
-    "GRADIO_SERVER_NAME": ("127.0.0.1", "Address to listen on (`0.0.0.0` to serve the network; read by Gradio)."),
-    "GRADIO_SERVER_PORT": ("7860", "Port to listen on (read by Gradio)."),
+    "F5_API_KEY": ("", "Key that protects the server: the REST API wants `Authorization: Bearer KEY` and the page a login (any user name, the key as password). Empty: open to anyone who can reach the port (keep GRADIO_SERVER_NAME on 127.0.0.1)."),
+    "F5_DEFAULT_VOICE": ("", "Voice that OpenAI's voice names (alloy, echo, nova, ...) get in the REST API; empty = the first voice in the list (`GET /v1/voices`)."),
+    "GRADIO_SERVER_NAME": ("127.0.0.1", "Address the page and the REST API listen on (`0.0.0.0` to serve the network)."),
+    "GRADIO_SERVER_PORT": ("7860", "Port the page and the REST API listen on."),
     "GRADIO_TEMP_DIR": ("", "Where uploads and results are kept (empty: the system temp folder + `/gradio`); the only folder besides assets/ the app serves files from. Files older than an hour are deleted."),
     "LOG_LEVEL": ("INFO", "Python logging level of the app and engine (DEBUG, INFO, WARNING, ...)."),
 }
@@ -103,3 +105,34 @@ def studio_settings(environ: dict[str, str] | None = None) -> StudioSettings:
     return StudioSettings(data_dir=data_dir, max_voices=_positive_int(env, "F5_MAX_VOICES"),
                           max_cues=_positive_int(env, "F5_MAX_CUES"),
                           max_script_lines=_positive_int(env, "F5_MAX_SCRIPT_LINES"))
+
+
+def api_key(environ: dict[str, str] | None = None) -> str | None:
+    """``F5_API_KEY``: the server's key, or None when the server is open (empty or unset)."""
+    env = os.environ if environ is None else environ
+    raw = env.get("F5_API_KEY", "").strip()
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isprintable() or any(ch.isspace() for ch in raw):
+        raise SettingsError("F5_API_KEY must be printable ASCII without spaces (it travels in an HTTP header)")
+    return raw
+
+
+def default_voice(environ: dict[str, str] | None = None) -> str:
+    """``F5_DEFAULT_VOICE``: the voice OpenAI's voice names map to ("" = the first voice listed)."""
+    env = os.environ if environ is None else environ
+    return env.get("F5_DEFAULT_VOICE", "").strip()
+
+
+def server_address(environ: dict[str, str] | None = None) -> tuple[str, int]:
+    """``(GRADIO_SERVER_NAME, GRADIO_SERVER_PORT)``: where the page and the REST API listen."""
+    env = os.environ if environ is None else environ
+    host = env.get("GRADIO_SERVER_NAME", "").strip() or APP_ENV_VARS["GRADIO_SERVER_NAME"][0]
+    raw = env.get("GRADIO_SERVER_PORT", "").strip() or APP_ENV_VARS["GRADIO_SERVER_PORT"][0]
+    try:
+        port = int(raw)
+    except ValueError:
+        raise SettingsError(f"GRADIO_SERVER_PORT={raw!r} is not a whole number") from None
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"GRADIO_SERVER_PORT={raw!r} must be between 1 and 65535")
+    return host, port

@@ -93,8 +93,8 @@ class App:
 
 
 def wait_until_up(app: App, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
-    """Return once the app answers gradio_api/info; fail the test (with the log's tail) if it exits first or
-    does not answer within `timeout_s`."""
+    """Return once the app answers gradio_api/info (a 401 counts: the page is behind F5_API_KEY's login);
+    fail the test (with the log's tail) if it exits first or does not answer within `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if app.process.poll() is not None:
@@ -103,6 +103,9 @@ def wait_until_up(app: App, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
             with urllib.request.urlopen(app.url + "gradio_api/info", timeout=5) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError as error:
+            if error.code == 401:
+                return
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         time.sleep(0.5)

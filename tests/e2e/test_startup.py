@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
     ({"F5_DEVICE": "gpu9"}, "F5_DEVICE='gpu9'"),
     ({"F5_DEFAULT_NFE": "-8"}, "F5_DEFAULT_NFE=-8 must be between 4 and 64"),
     ({"F5_MODEL_DIR": "/no/such/model"}, "not a readable directory"),
+    ({"F5_API_KEY": "two words"}, "F5_API_KEY must be printable ASCII without spaces"),
 ])
 def test_bad_configuration_stops_startup_with_one_line(env, words):
     done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, capture_output=True, text=True, timeout=300,

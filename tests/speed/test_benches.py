@@ -42,3 +42,11 @@ def test_ttfa_bench_streams_a_smaller_first_chunk():
     first_baseline_chunk = int(re.search(r"chunks \((\d+),", out).group(1))
     first_split_chunk = re.search(r"first chunk split: (['\"])(.*?)\1 \|", out).group(2)
     assert 0 < len(first_split_chunk) < first_baseline_chunk / 2, out
+
+
+def test_rest_overhead_bench_serves_the_engines_own_audio():
+    out = _bench("bench/rest_overhead.py", "--rounds", "2", "--encode-repeats", "2", "--nfe", "4")
+    assert "REST wav == engine audio (int16): True" in out, out
+    assert re.search(r"median ratio REST/engine: [\d.]+", out), out
+    for name in ("mp3", "opus", "aac", "flac", "wav", "pcm"):
+        assert re.search(rf"^\s+{name}\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+$", out, re.M), out

@@ -1,0 +1,114 @@
+"""The REST API's routes: OpenAI's speech endpoint and the listings around it.
+
+    POST /v1/audio/speech   text -> audio (streamed as it is made), or SSE events
+    GET  /v1/models         the model (and OpenAI's model names it answers to)
+    GET  /v1/voices         the voices (also at /v1/audio/voices, where Open WebUI looks)
+    GET  /v1/status         the engine status, as the page's /status endpoint gives it
+    GET  /healthz           liveness, never behind the key and never waiting for the engine
+
+Every ``/v1`` route is behind the optional key (``studio.rest.auth``). All of them use the
+backend (``studio.backend``), never the engine directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from studio import ui_format
+from studio.backend import Backend
+from studio.rest.auth import require_key
+from studio.rest.bodies import audio_body, sse_body
+from studio.rest.errors import ApiError, from_engine_error
+from studio.rest.pump import iterate_in_thread
+from studio.rest.schemas import ModelCard, ModelList, SpeechRequest, VoiceCard, VoiceList
+from studio.rest.speech import MODEL_ALIASES, MODEL_ID, encoded_pieces, plan_speech
+from studio.rest.voices import OPENAI_VOICES, VoiceCatalog
+
+log = logging.getLogger(__name__)
+
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # proxies: pass pieces on at once
+
+
+def build_router(backend: Backend, catalog: Callable[[], VoiceCatalog], api_key: str | None) -> APIRouter:
+    """The ``/v1`` routes on ``backend``; ``catalog()`` gives the voices of the moment."""
+    router = APIRouter(prefix="/v1", dependencies=[Depends(require_key(api_key))])
+
+    @router.post("/audio/speech", response_class=StreamingResponse)
+    async def create_speech(body: SpeechRequest) -> StreamingResponse:
+        """Speak ``input`` in ``voice``; the audio streams while later sentences are being made."""
+        started = time.perf_counter()
+        job = await run_in_threadpool(lambda: plan_speech(body, backend.settings, catalog()))  # may read the disk
+        pieces = iterate_in_thread(lambda: encoded_pieces(backend, job), name="f5-rest-speech")
+        try:
+            first = await anext(pieces)  # waits in the engine's line; refusals still get a status
+        except StopAsyncIteration:
+            raise ApiError(500, "The engine returned no audio.", type="server_error", code="engine_failure") from None
+        except Exception as error:
+            answer = from_engine_error(error)
+            log.info("speech not served (%d %s): %s", answer.status, answer.code, answer.message)
+            raise answer from None
+        log.info("speech: voice %r, %s%s, %d chars, speed %g, first audio after %.2f s", job.voice,
+                 job.format.name, " (sse)" if job.sse else "", job.input_chars, job.speed_used,
+                 time.perf_counter() - started)
+        headers = {**STREAM_HEADERS, **job.headers()}
+        if job.sse:
+            return StreamingResponse(sse_body(job, first, pieces), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(audio_body(first, pieces), media_type=job.format.content_type, headers=headers)
+
+    @router.get("/models", response_model=ModelList)
+    async def list_models() -> ModelList:
+        """The one model, under its own id and OpenAI's TTS model names."""
+        ids = (MODEL_ID, *MODEL_ALIASES)
+        return ModelList(data=[ModelCard(id=i) for i in ids], models=[{"id": i, "name": i} for i in ids])
+
+    router.add_api_route("/audio/models", list_models, methods=["GET"], response_model=ModelList,
+                         include_in_schema=False)
+
+    @router.get("/voices", response_model=VoiceList)
+    def list_voices() -> VoiceList:
+        """The voices a request may name (``id``), with the default one OpenAI's names get."""
+        voices = catalog()
+        cards = [voice_card(entry) for entry in voices.entries()]
+        return VoiceList(default=voices.default_name(), openai_aliases=list(OPENAI_VOICES), data=cards, voices=cards)
+
+    router.add_api_route("/audio/voices", list_voices, methods=["GET"], response_model=VoiceList,
+                         include_in_schema=False)
+
+    @router.get("/status")
+    def engine_status() -> dict[str, Any]:
+        """The engine status (the page's ``/status``), server paths cut."""
+        return ui_format.public_status(backend.status()).to_dict()
+
+    known = {route.path: sorted(route.methods) for route in router.routes if hasattr(route, "methods")}
+
+    @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    async def unknown(path: str, request: Request) -> None:
+        """Anything else under /v1: OpenAI's 404 (or 405), not the page's."""
+        methods = known.get(f"/v1/{path}")
+        if methods:
+            raise ApiError(405, f"{request.method} is not allowed on /v1/{path}; use {', '.join(methods)}.",
+                           code="method_not_allowed", headers={"Allow": ", ".join(methods)})
+        raise ApiError(404, f"There is no route /v1/{path[:100]} on this server.", code="unknown_url")
+
+    return router
+
+
+def voice_card(entry: Any) -> VoiceCard:
+    """A voice of the catalog as ``GET /v1/voices`` lists it."""
+    return VoiceCard(id=entry.name, name=entry.name, ref_text=entry.ref_text or "", note=entry.note or "",
+                     read_only=bool(entry.read_only), usable=not entry.error,
+                     error=ui_format.public_text(entry.error) if entry.error else None)
+
+
+def add_health_route(app: FastAPI, backend: Backend) -> None:
+    """``GET /healthz``: 200 while the process serves (the engine's state, which may be unloaded)."""
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "engine": backend.status().state}

@@ -1,0 +1,61 @@
+"""One server for the page and the REST API: a FastAPI app with the Gradio page mounted at ``/``.
+
+``python app.py`` calls :func:`create_app` then :func:`serve` (uvicorn). The page keeps every
+option ``demo.launch()`` gave it (``studio.page.launch_options``): the upload cap, the served
+folders, css, theme, worker threads and no verbose errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI
+
+from studio.backend import Backend
+from studio.rest.auth import page_login
+from studio.rest.body_limit import BodyLimit, body_limit_bytes
+from studio.rest.errors import install_error_handlers
+from studio.rest.routes import add_health_route, build_router
+from studio.rest.voices import VoiceCatalog, voice_source
+
+log = logging.getLogger(__name__)
+
+GRACEFUL_SHUTDOWN_S = 5  # open streams (the page's event streams too) get this long on SIGTERM
+
+
+def use_threads(demo: gr.Blocks, max_threads: int) -> None:
+    """Give the page ``max_threads`` workers, as ``Blocks.launch(max_threads=...)`` does (gradio 6.31
+    sets these two; ``mount_gradio_app`` has no such option). Call before the server starts."""
+    demo.max_threads = max_threads
+    demo._queue.max_thread_count = max_threads
+
+
+def create_app(backend: Backend, demo: gr.Blocks, launch_options: dict[str, Any], *, api_key: str | None = None,
+               default_voice: str = "") -> FastAPI:
+    """The FastAPI app: the REST API under ``/v1``, ``/healthz``, and ``demo`` at ``/``.
+
+    ``launch_options`` are ``demo.launch()``'s keyword arguments; ``api_key`` (F5_API_KEY) guards
+    the API and the page; ``default_voice`` (F5_DEFAULT_VOICE) is what OpenAI's voice names get."""
+    app = FastAPI(title="F5 Voice Studio API", version="1", docs_url="/v1/docs", redoc_url=None,
+                  openapi_url="/v1/openapi.json")
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=body_limit_bytes(backend.settings.max_text_chars))
+    add_health_route(app, backend)
+    app.include_router(build_router(backend, lambda: VoiceCatalog(voice_source(), default_voice), api_key))
+    options = dict(launch_options)
+    use_threads(demo, options.pop("max_threads"))
+    # ssr_mode=False: the page is served by this process, as launch() did by default (no Node proxy in front)
+    app = gr.mount_gradio_app(app, demo, path="/", auth=page_login(api_key), ssr_mode=False, **options)
+    # gradio 6.31 checks that a file an API caller names was uploaded (not any path on the server)
+    # only once the Blocks "has launched", which mount_gradio_app never sets: set it as launch() does.
+    demo.has_launched = True
+    return app
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Serve ``app`` on ``host:port`` until interrupted (SIGINT / SIGTERM)."""
+    log.info("serving the page at http://%s:%d/ and the REST API at http://%s:%d/v1", host, port, host, port)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)

@@ -1,0 +1,141 @@
+"""One speech request: from the checked body to the engine's arguments, then to encoded pieces.
+
+:func:`plan_speech` turns a :class:`SpeechRequest` into a :class:`SpeechJob` (or an
+:class:`ApiError`: unknown model or voice, text too long). :func:`encoded_pieces` runs the job on
+the backend's stream and encodes each chunk as it comes; it runs in the request's own thread
+(``studio.rest.pump``). ``speed`` is OpenAI's (0.25-4.0) clamped to what F5 can do
+(``engine.options.LIMITS["speed"]``); the value used goes back in ``X-F5-Speed-Used``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import secrets
+import urllib.parse
+from typing import Any, Iterator
+
+from engine import zerogpu
+from engine.results import StreamChunk, SynthesisResult
+from studio.backend import Backend, FrontendSettings, get_backend
+from studio.rest.encoding import FORMATS, AudioFormat, StreamEncoder
+from studio.rest.errors import ApiError
+from studio.rest.schemas import SpeechRequest
+from studio.rest.voices import UnknownVoice, UnusableVoice, VoiceCatalog
+
+#: The model's id, and OpenAI's TTS model names, which all mean this model here.
+MODEL_ID = "f5-tts"
+MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeechJob:
+    """A request ready for the engine, with what the response headers say about it."""
+
+    voice: str
+    format: AudioFormat
+    sse: bool
+    speed_used: float
+    seed: int
+    input_chars: int
+    engine_args: dict[str, Any]  # keyword arguments of Backend.synthesize_stream
+
+    def headers(self) -> dict[str, str]:
+        """What the client is told before the audio: the voice, speed and seed really used."""
+        return {"X-F5-Voice": urllib.parse.quote(self.voice, safe=" ()+,-._~"),
+                "X-F5-Speed-Used": f"{self.speed_used:g}", "X-F5-Seed": str(self.seed)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    """Encoded bytes ready to send; the last piece also carries the engine's whole result."""
+
+    data: bytes
+    result: SynthesisResult | None = None
+
+
+def speed_for_engine(speed: float, settings: FrontendSettings) -> float:
+    """OpenAI's speed (0.25-4.0; 1 = normal) as F5 takes it: the same factor, clamped to F5's range."""
+    low, high = settings.limits["speed"]
+    return float(min(max(speed, low), high))
+
+
+def folded_length(text: str) -> int:
+    """Characters of ``text`` once runs of whitespace are one space (as the engine counts them)."""
+    return len(" ".join(text.split()))
+
+
+def plan_speech(body: SpeechRequest, settings: FrontendSettings, catalog: VoiceCatalog) -> SpeechJob:
+    """Check what only the API can check (model, length, voice) and build the engine's arguments;
+    the engine checks the rest (empty text, NFE, seed and cross-fade ranges) with its own words."""
+    if body.model not in (MODEL_ID, *MODEL_ALIASES):
+        raise ApiError(404, f"The model {body.model[:80]!r} does not exist. Use {MODEL_ID!r} (or one of OpenAI's "
+                       f"names: {', '.join(MODEL_ALIASES)}).", param="model", code="model_not_found")
+    length = folded_length(body.input)
+    if length > settings.max_text_chars:
+        raise ApiError(413, f"The input is {length} characters long; this server takes at most "
+                       f"{settings.max_text_chars} (F5_MAX_TEXT_CHARS). Please split it into several requests.",
+                       param="input", code="input_too_long")
+    try:
+        voice = catalog.resolve(body.voice_name)
+    except UnknownVoice as error:
+        raise ApiError(404, str(error), param="voice", code="voice_not_found") from None
+    except UnusableVoice as error:
+        raise ApiError(400, str(error), param="voice", code="voice_unusable") from None
+    speed = speed_for_engine(body.speed, settings)
+    seed = body.seed if body.seed is not None and body.seed != -1 else secrets.randbelow(
+        int(settings.limits["seed"][1]) + 1)
+    args: dict[str, Any] = {"ref_audio": str(voice.clip_path), "ref_text": voice.ref_text or "",
+                            "gen_text": body.input, "speed": speed, "seed": seed}
+    if body.nfe_step is not None:
+        args["nfe_step"] = body.nfe_step
+    if body.cross_fade is not None:
+        args["cross_fade"] = body.cross_fade
+    return SpeechJob(voice=voice.name, format=FORMATS[body.response_format], sse=body.stream_format == "sse",
+                     speed_used=speed, seed=seed, input_chars=length, engine_args=args)
+
+
+def _backend_synthesize(**kwargs: Any) -> SynthesisResult:
+    """One whole synthesis (module level: on ZeroGPU it runs inside ``spaces.GPU``)."""
+    return get_backend().synthesize(**kwargs)
+
+
+def _backend_synthesize_on_cpu(fallback_reason: str | None = None, **kwargs: Any) -> SynthesisResult:
+    """ZeroGPU's fallback when the GPU call itself fails: the same request on the CPU."""
+    return get_backend().synthesize(fallback_reason=fallback_reason, **kwargs)
+
+
+# On a ZeroGPU Space the platform lends the GPU per call: a request runs whole inside spaces.GPU
+# (with a CPU rerun if that fails), as the page does there. Everywhere else the engine streams.
+ON_ZEROGPU = zerogpu.detect()
+_synthesize_on_zerogpu = zerogpu.with_zerogpu(_backend_synthesize, _backend_synthesize_on_cpu)
+
+
+def engine_chunks(backend: Backend, args: dict[str, Any]) -> Iterator[StreamChunk]:
+    """The engine's chunks for ``args``: its stream (first chunk split early so audio starts soon),
+    or on a ZeroGPU Space one whole synthesis inside ``spaces.GPU`` as a single chunk."""
+    if ON_ZEROGPU:
+        result = _synthesize_on_zerogpu(**args)
+        yield StreamChunk(index=0, total=1, audio=result.audio, sample_rate=result.sample_rate, result=result)
+        return
+    stream = backend.synthesize_stream(**args, fast_start=True)
+    with contextlib.closing(stream):
+        yield from stream
+
+
+def encoded_pieces(backend: Backend, job: SpeechJob) -> Iterator[Piece]:
+    """Run ``job`` and encode each chunk as it arrives (call and iterate from one thread)."""
+    encoder: StreamEncoder | None = None
+    chunks = engine_chunks(backend, job.engine_args)
+    try:
+        for chunk in chunks:
+            if encoder is None:
+                encoder = StreamEncoder(job.format, chunk.sample_rate)
+            data = encoder.encode(chunk.audio)
+            if chunk.result is not None:
+                data += encoder.finish()
+            yield Piece(data, chunk.result)
+    finally:
+        chunks.close()
+        if encoder is not None:
+            encoder.close()

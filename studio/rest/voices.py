@@ -1,0 +1,169 @@
+"""Which voices the REST API offers, and how a request's ``voice`` becomes a reference clip.
+
+The voices come from a :class:`VoiceSource`: the voice library (``studio.voice_library``, its
+``get_library()``) when it is installed, else the bundled example voices (assets/voices.json).
+A name is only ever looked up in that catalog, never joined into a path, so no request can point
+the engine at a file outside the voice store.
+
+OpenAI's own voice names (alloy, echo, nova, ...) are not voices here: they all get the default
+voice (``F5_DEFAULT_VOICE``, else the first voice listed), so a client configured for OpenAI
+speaks at once. A voice of that very name in the catalog wins. Any other unknown name is a 404
+that lists the voices there are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+from studio.voices import load_voices
+
+log = logging.getLogger(__name__)
+
+#: The voice names OpenAI's speech API knows (openai.types.audio.speech_create_params.Voice).
+OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse",
+                 "marin", "cedar")
+
+
+class VoiceEntry(Protocol):
+    """What the API reads of a voice (the voice library's ``VoiceEntry`` has these fields)."""
+
+    name: str
+    clip_path: Path
+    ref_text: str
+    note: str
+    read_only: bool
+    error: str | None  # None, or why the clip cannot be used
+
+
+class VoiceSource(Protocol):
+    """A catalog of voices: the voice library, or :class:`BundledVoices`."""
+
+    def list(self) -> list[Any]:
+        """Every voice (objects shaped like :class:`VoiceEntry`)."""
+
+    def get(self, name: str) -> Any:
+        """The voice called ``name``; raises a ``LookupError`` when there is none."""
+
+
+class VoiceNotFound(LookupError):
+    """No voice of that name (the library raises its own ``LookupError`` subclass)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BundledVoice:
+    """A bundled example voice in the library's shape."""
+
+    name: str
+    clip_path: Path
+    ref_text: str
+    note: str = "bundled example voice"
+    read_only: bool = True
+    error: str | None = None
+
+
+class BundledVoices:
+    """The example voices that ship in assets/ (what the API offers until the library is there)."""
+
+    def __init__(self, voices: list[BundledVoice] | None = None):
+        if voices is None:
+            voices = [BundledVoice(v.name, v.path, v.ref_text) for v in load_voices()]
+        self._voices = {voice.name: voice for voice in voices}
+
+    def list(self) -> list[BundledVoice]:
+        """The bundled voices, in manifest order."""
+        return list(self._voices.values())
+
+    def get(self, name: str) -> BundledVoice:
+        """The voice called ``name``; :class:`VoiceNotFound` otherwise."""
+        try:
+            return self._voices[name]
+        except KeyError:
+            raise VoiceNotFound(name) from None
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled() -> BundledVoices:
+    return BundledVoices()
+
+
+def voice_source() -> VoiceSource:
+    """The voice library when ``studio.voice_library`` exists, else the bundled voices."""
+    if importlib.util.find_spec("studio.voice_library") is None:
+        return _bundled()
+    return importlib.import_module("studio.voice_library").get_library()
+
+
+class UnknownVoice(LookupError):
+    """The request named a voice that is not in the catalog; ``available`` lists the ones that are."""
+
+    def __init__(self, message: str, available: list[str]):
+        super().__init__(message)
+        self.available = available
+
+
+class UnusableVoice(ValueError):
+    """The voice exists but its clip is broken (the library says why)."""
+
+
+class VoiceCatalog:
+    """Resolves a request's voice name against a :class:`VoiceSource` (see the module docstring)."""
+
+    def __init__(self, source: VoiceSource, default_voice: str = ""):
+        self.source = source
+        self.default_voice = default_voice
+
+    def entries(self) -> list[Any]:
+        """Every voice of the source."""
+        return list(self.source.list())
+
+    def default_name(self) -> str | None:
+        """The voice OpenAI's names get: ``F5_DEFAULT_VOICE``, else the first usable voice listed."""
+        if self.default_voice:
+            return self.default_voice
+        usable = [entry.name for entry in self.entries() if not entry.error]
+        return usable[0] if usable else None
+
+    def resolve(self, requested: str) -> Any:
+        """The voice entry for ``requested``: the name itself, an OpenAI voice name (the default
+        voice), or a unique case-insensitive match. Raises :class:`UnknownVoice` or
+        :class:`UnusableVoice`."""
+        entry = self._lookup(requested)
+        if entry is None and requested.strip().lower() in OPENAI_VOICES:
+            default = self.default_name()
+            if default is None:
+                raise UnknownVoice("No voices are available on this server.", [])
+            entry = self._lookup(default)
+            if entry is None:
+                raise UnknownVoice(f"The voice {requested!r} stands for the default voice {default!r} "
+                                   f"(F5_DEFAULT_VOICE), which does not exist. {self._listing()}", self._names())
+        if entry is None:
+            matches = [name for name in self._names() if name.casefold() == requested.strip().casefold()]
+            entry = self._lookup(matches[0]) if len(matches) == 1 else None
+        if entry is None:
+            raise UnknownVoice(f"The voice {requested[:80]!r} does not exist. {self._listing()}", self._names())
+        if entry.error:
+            raise UnusableVoice(f"The voice {entry.name!r} cannot be used: {entry.error}")
+        return entry
+
+    def _lookup(self, name: str) -> Any | None:
+        try:
+            return self.source.get(name)
+        except (LookupError, ValueError):  # not there, or not even a valid name for the catalog
+            return None
+
+    def _names(self) -> list[str]:
+        return [entry.name for entry in self.entries()]
+
+    def _listing(self) -> str:
+        names = self._names()
+        if not names:
+            return "No voices are available on this server."
+        return ("Available voices: " + ", ".join(repr(name) for name in names[:50])
+                + (f" (+{len(names) - 50} more)" if len(names) > 50 else "")
+                + f"; OpenAI's names ({', '.join(OPENAI_VOICES[:6])}, ...) get the default voice.")
