@@ -1,9 +1,9 @@
 """Which voices the REST API offers, and how a request's ``voice`` becomes a reference clip.
 
 The voices come from a :class:`VoiceSource`: the voice library (``studio.voice_library``, its
-``get_library()``) when it is installed, else the bundled example voices (assets/voices.json).
-A name is only ever looked up in that catalog, never joined into a path, so no request can point
-the engine at a file outside the voice store.
+``get_library()``: the saved voices and the bundled, read-only example voices). A name is only
+ever looked up in that catalog, never joined into a path, so no request can point the engine at a
+file outside the voice store.
 
 OpenAI's own voice names (alloy, echo, nova, ...) are not voices here: they all get the default
 voice (``F5_DEFAULT_VOICE``, else the first voice listed), so a client configured for OpenAI
@@ -13,15 +13,9 @@ that lists the voices there are.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import importlib
-import importlib.util
 import logging
 from pathlib import Path
 from typing import Any, Protocol
-
-from studio.voices import load_voices
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +36,7 @@ class VoiceEntry(Protocol):
 
 
 class VoiceSource(Protocol):
-    """A catalog of voices: the voice library, or :class:`BundledVoices`."""
+    """A catalog of voices (the voice library, or a stand-in in tests)."""
 
     def list(self) -> list[Any]:
         """Every voice (objects shaped like :class:`VoiceEntry`)."""
@@ -51,52 +45,11 @@ class VoiceSource(Protocol):
         """The voice called ``name``; raises a ``LookupError`` when there is none."""
 
 
-class VoiceNotFound(LookupError):
-    """No voice of that name (the library raises its own ``LookupError`` subclass)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class BundledVoice:
-    """A bundled example voice in the library's shape."""
-
-    name: str
-    clip_path: Path
-    ref_text: str
-    note: str = "bundled example voice"
-    read_only: bool = True
-    error: str | None = None
-
-
-class BundledVoices:
-    """The example voices that ship in assets/ (what the API offers until the library is there)."""
-
-    def __init__(self, voices: list[BundledVoice] | None = None):
-        if voices is None:
-            voices = [BundledVoice(v.name, v.path, v.ref_text) for v in load_voices()]
-        self._voices = {voice.name: voice for voice in voices}
-
-    def list(self) -> list[BundledVoice]:
-        """The bundled voices, in manifest order."""
-        return list(self._voices.values())
-
-    def get(self, name: str) -> BundledVoice:
-        """The voice called ``name``; :class:`VoiceNotFound` otherwise."""
-        try:
-            return self._voices[name]
-        except KeyError:
-            raise VoiceNotFound(name) from None
-
-
-@functools.lru_cache(maxsize=1)
-def _bundled() -> BundledVoices:
-    return BundledVoices()
-
-
 def voice_source() -> VoiceSource:
-    """The voice library when ``studio.voice_library`` exists, else the bundled voices."""
-    if importlib.util.find_spec("studio.voice_library") is None:
-        return _bundled()
-    return importlib.import_module("studio.voice_library").get_library()
+    """The process's voice library."""
+    from studio.voice_library import get_library
+
+    return get_library()
 
 
 class UnknownVoice(LookupError):

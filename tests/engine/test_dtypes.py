@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import EngineConfig
 from engine.noise import NoiseSource
 from engine.sampler import SampleItem, sample_batch, time_grid
 

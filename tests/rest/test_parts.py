@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib.machinery
-import sys
 import threading
-import types
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,7 @@ from studio.rest.errors import ApiError
 from studio.rest.pump import iterate_in_thread
 from studio.rest.schemas import SpeechRequest
 from studio.rest.speech import plan_speech, speed_for_engine
-from studio.rest.voices import BundledVoice, BundledVoices, UnknownVoice, UnusableVoice, VoiceCatalog
+from studio.rest.voices import UnknownVoice, UnusableVoice, VoiceCatalog
 from studio.settings import SettingsError, api_key, server_address
 from tests.rest.conftest import RATE, decode
 
@@ -58,9 +55,37 @@ def test_pcm_is_raw_16_bit_little_endian():
     assert np.frombuffer(encode_whole(audio, FORMATS["pcm"], RATE), "<i2").tolist() == [0, 16383, -16383, 32767, -32767]
 
 
+@dataclasses.dataclass(frozen=True)
+class Voice:
+    """A voice in the library's shape."""
+
+    name: str
+    clip_path: Path
+    ref_text: str
+    note: str = ""
+    read_only: bool = True
+    error: str | None = None
+
+
+class Voices:
+    """A fixed catalog (the library's list/get), for the catalog's own rules."""
+
+    def __init__(self, voices):
+        self._voices = {voice.name: voice for voice in voices}
+
+    def list(self):
+        return list(self._voices.values())
+
+    def get(self, name):
+        try:
+            return self._voices[name]
+        except KeyError:
+            raise LookupError(name) from None
+
+
 def catalog(*names: str, default: str = "", broken: str = "") -> VoiceCatalog:
-    entries = [BundledVoice(n, CLIP, "text", error="the clip is unreadable" if n == broken else None) for n in names]
-    return VoiceCatalog(BundledVoices(entries), default)
+    entries = [Voice(n, CLIP, "text", error="the clip is unreadable" if n == broken else None) for n in names]
+    return VoiceCatalog(Voices(entries), default)
 
 
 def test_catalog_resolves_names_openai_names_and_case():
@@ -85,43 +110,25 @@ def test_catalog_refusals_say_what_there_is():
     assert catalog("Anna", "Bert", broken="Anna").resolve("alloy").name == "Bert"  # default skips broken ones
 
 
-def test_the_voice_library_is_used_when_it_exists(monkeypatch):
-    @dataclasses.dataclass
-    class Entry:
-        name: str
-        clip_path: Path
-        ref_text: str
-        note: str = ""
-        read_only: bool = False
-        error: str | None = None
+def test_the_api_offers_the_voice_library(tmp_path):
+    """Saved voices and the bundled ones, from the process's library; a name the library refuses
+    (path-like) is simply an unknown voice."""
+    from studio import voice_library
+    from studio.voices import load_voices
 
-    class VoiceNotFound(LookupError):
-        pass
-
-    class Library:
-        def list(self):
-            return [Entry("Mine", CLIP, "hello")]
-
-        def get(self, name):
-            if "/" in name:
-                raise ValueError(f"{name!r} is not a valid voice name")
-            if name != "Mine":
-                raise VoiceNotFound(name)
-            return self.list()[0]
-
-    module = types.ModuleType("studio.voice_library")
-    module.__spec__ = importlib.machinery.ModuleSpec("studio.voice_library", None)
-    module.get_library = Library
-    module.VoiceNotFound = VoiceNotFound
-    monkeypatch.setitem(sys.modules, "studio.voice_library", module)
-    voices = VoiceCatalog(voices_module.voice_source())
-    assert voices.resolve("alloy").name == "Mine"
-    for name in ("Other", "../Mine"):
-        with pytest.raises(UnknownVoice):
-            voices.resolve(name)
-    monkeypatch.delitem(sys.modules, "studio.voice_library")
-    if voices_module.importlib.util.find_spec("studio.voice_library") is None:
-        assert isinstance(voices_module.voice_source(), BundledVoices)
+    library = voice_library.VoiceLibrary(tmp_path / "data", max_voices=5, bundled=load_voices())
+    previous = voice_library.set_library(library)
+    try:
+        library.save("Mine", str(CLIP), "Some call me nature, others call me mother nature.")
+        voices = VoiceCatalog(voices_module.voice_source())
+        names = [entry.name for entry in voices.entries()]
+        assert "Mine" in names and all(v.name in names for v in load_voices())
+        assert voices.resolve("mine").name == "Mine" and voices.resolve("Mine").clip_path.is_file()
+        for name in ("Other", "../Mine", "/etc/passwd"):
+            with pytest.raises(UnknownVoice):
+                voices.resolve(name)
+    finally:
+        voice_library.set_library(previous)
 
 
 def settings(**changes) -> FrontendSettings:
