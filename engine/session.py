@@ -142,7 +142,8 @@ class Engine:
                 host_copy=residency.has_host_copy, model=loaded.origin if loaded is not None else None,
                 fast_mode=self.fast_mode.status(placed_on or self.device), cpu_threads=torch.get_num_threads(),
                 memory=device_memory(self.device), max_batch=self.max_batch,
-                batched_passes=batching["batched_passes"], peak_batch=batching["peak_batch"])
+                batched_passes=batching["batched_passes"], peak_batch=batching["peak_batch"],
+                running=lifecycle.running)
         return status
 
     # ------------------------------------------------------------------ lifecycle

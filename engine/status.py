@@ -95,7 +95,7 @@ class EngineStatus:
     expires_at: float | None  # epoch seconds of the idle unload; None when not counting down
     idle_unload_s: float
     unload_policy: str
-    in_flight: int  # requests holding a lease (running, or waiting for their turn)
+    in_flight: int  # leases held: requests running or waiting for their turn, and held leases (a dialogue's)
     waiting: int  # requests admitted but not yet running (the busy bound counts these)
     loads: int
     unloads: int
@@ -113,6 +113,7 @@ class EngineStatus:
     max_batch: int = 1
     batched_passes: int = 0
     peak_batch: int = 0
+    running: int = 0  # requests synthesising now (holding a seat of the turn)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (the shape ``/status`` serves); memory figures flattened as

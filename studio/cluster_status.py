@@ -18,7 +18,8 @@ from engine.status import DeviceMemory, EngineStatus, FastModeStatus
 from studio import ui_format
 from studio.backend import WorkerStatus
 
-_SUMMED = ("in_flight", "waiting", "loads", "unloads", "fallbacks", "served", "failed", "refused", "batched_passes")
+_SUMMED = ("in_flight", "waiting", "running", "loads", "unloads", "fallbacks", "served", "failed", "refused",
+           "batched_passes")
 _STATE_ORDER = ("ready", "loading", "unloading", "unloaded", "failed")  # what the summary shows first
 
 
@@ -95,7 +96,7 @@ def panel_html(backend: Any) -> str:
     cards = [_card("Queue", f"{cluster.queue_length} request(s) waiting for a worker")]
     for worker in cluster.workers():
         s = worker.status
-        text = (f"{s.state} · {s.placed_on or s.device} · {s.in_flight} running · {s.served} served · "
+        text = (f"{s.state} · {s.placed_on or s.device} · {s.running} running · {s.served} served · "
                 f"{s.failed} failed · {s.fallbacks} fallbacks")
         cards.append(_card(f"Worker {worker.name}", text, f" state-{s.state}"))
     if not cluster.beats:

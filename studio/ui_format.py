@@ -162,9 +162,9 @@ def status_rows(status: EngineStatus, now: float | None = None) -> list[tuple[st
 
 
 def running_requests(status: EngineStatus) -> int:
-    """Requests running now: leases held minus those still waiting (a request that is loading
-    the model holds a lease and waits, so the engine counts it in both)."""
-    return max(0, int(status.in_flight) - int(status.waiting))
+    """Requests synthesising now (the engine's own count: a request that is still loading the
+    model or waiting for its turn is 'waiting', and a dialogue's held lease is neither)."""
+    return int(status.running)
 
 
 def unload_note(status: EngineStatus) -> str:

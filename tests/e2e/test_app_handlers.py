@@ -279,8 +279,8 @@ def test_status_rows_for_an_unloaded_cpu_engine():
                                                     last_error="CUDA out of memory")))
     assert rows["Idle unload"] == "not loaded" and rows["Loads / unloads / fallbacks"] == "2 / 2 / 1"
     assert rows["Last error"] == "CUDA out of memory" and "app process" in rows["Memory"]
-    busy = dict(ui_format.status_rows(engine_status(state="ready", in_flight=3, waiting=2, served=5, failed=1,
-                                                    refused=3)))
+    busy = dict(ui_format.status_rows(engine_status(state="ready", in_flight=3, waiting=2, running=1, served=5,
+                                                    failed=1, refused=3)))
     assert busy["Requests"] == "1 running · 2 waiting · 5 served · 1 failed · 3 refused"
     never = dict(ui_format.status_rows(engine_status(state="ready", idle_unload_s=-1, expires_at=None)))
     assert never["Idle unload"].startswith("never")

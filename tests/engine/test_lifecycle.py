@@ -216,3 +216,17 @@ def test_get_engine_is_one_object_across_threads(monkeypatch, tiny_model_dir):
         seen[0].close()
     finally:
         engine_pkg.set_engine(previous)
+
+
+def test_running_counts_syntheses_not_held_leases(make_engine, request_kwargs):
+    engine = make_engine()
+    with engine.lease():  # a dialogue holding the model between its lines
+        status = engine.status()
+        assert (status.in_flight, status.running, status.waiting) == (1, 0, 0)
+        stream = engine.synthesize_stream(**{**request_kwargs, "gen_text": "A first sentence here. " * 12})
+        next(stream)  # one request is synthesising (it holds its seat between chunks)
+        status = engine.status()
+        assert (status.in_flight, status.running, status.waiting) == (2, 1, 0)
+        stream.close()
+    status = engine.status()
+    assert (status.in_flight, status.running) == (0, 0)
