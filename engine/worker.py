@@ -4,8 +4,11 @@
         celery -A engine.worker worker --pool solo --concurrency 1 -n gpu0@%h --loglevel INFO
 
 ``--pool solo --concurrency 1``: the task runs in the worker process itself, which owns one engine
-(its lock, idle unload, placement and CPU rerun, exactly as in the app). Pin each worker to its GPU
-with ``CUDA_VISIBLE_DEVICES`` and give it a unique name with ``-n``. The engine's settings
+(its lock, idle unload, placement and CPU rerun, exactly as in the app). On a GPU, run
+``--pool threads --concurrency 8`` instead (as many as ``F5_MAX_BATCH``): the worker's one engine
+then takes up to eight requests at once and samples their chunks together (one request uses a few
+per cent of a large GPU). Pin each worker to its GPU with ``CUDA_VISIBLE_DEVICES`` and give it a
+unique name with ``-n``. The engine's settings
 (``F5_MODEL_DIR``, ``F5_DEVICE``, ``F5_IDLE_UNLOAD_S``, ...) and Celery mode's (``F5_BROKER_URL``,
 ``F5_TASK_TIMEOUT``, ...) come from the environment and are checked before the worker starts.
 
@@ -61,6 +64,14 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     """In the process that runs the tasks (after any fork): name the runtime, start beating."""
     _runtime(str(sender) if sender else None).start()
     log.info("worker %s ready (engine made on first use, model loaded on the first request)", _runtime().name)
+
+
+@signals.worker_init.connect
+def _start_heartbeat_on_threads(sender: Any = None, **_: Any) -> None:
+    """The threads pool never forks and sends no ``worker_process_init``: the worker's own process
+    runs the tasks, so it starts beating here."""
+    if "thread" in str(getattr(sender, "pool_cls", "")).lower():
+        _start_heartbeat(getattr(sender, "hostname", None))
 
 
 @signals.worker_process_shutdown.connect

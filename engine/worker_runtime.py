@@ -1,8 +1,9 @@
 """One Celery worker process's runtime: its name, its Redis client, its engine and its heartbeat.
 
 Fork-safe by construction: nothing here starts a thread, touches CUDA or builds the engine at
-import. :func:`start` runs from Celery's ``worker_process_init`` signal, i.e. in the process that
-will run the tasks (the solo pool's only process, or a prefork child after the fork); the engine
+import. :func:`start` runs in the process that will run the tasks: from Celery's
+``worker_process_init`` signal (the solo pool's only process, or a prefork child after the fork),
+or from ``worker_init`` for the threads pool, which never forks; the engine
 (``engine.get_engine()``, with its keep-alive reaper) is made there on first use, and loads its
 model on the first request, as in the app.
 
@@ -43,8 +44,7 @@ class WorkerRuntime:
                                           health_check_interval=30)
         self.started_at = time.time()
         self._lock = threading.Lock()
-        self._task_id: str | None = None
-        self._claim: Any = None  # the redis-py Lock of the running request
+        self._claims: dict[str, Any] = {}  # task id -> the redis-py Lock of each running request
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -60,15 +60,16 @@ class WorkerRuntime:
     # ------------------------------------------------------------------ the running request
 
     def hold(self, task_id: str, claim: Any) -> None:
-        """Record the request this worker now runs; the heartbeat renews its claim."""
+        """Record a request this worker now runs; the heartbeat renews its claim. A worker on the
+        threads pool runs several at once (their chunks are batched by the engine)."""
         with self._lock:
-            self._task_id, self._claim = task_id, claim
+            self._claims[task_id] = claim
         self.beat()
 
-    def drop(self) -> None:
-        """The request has ended (or was given up)."""
+    def drop(self, task_id: str) -> None:
+        """That request has ended (or was given up)."""
         with self._lock:
-            self._task_id, self._claim = None, None
+            self._claims.pop(task_id, None)
         self.beat()
 
     # ------------------------------------------------------------------ heartbeat
@@ -96,18 +97,20 @@ class WorkerRuntime:
             self._stop.wait(self.settings.heartbeat_s)
 
     def beat(self) -> None:
-        """Write the heartbeat and renew the running request's claim; never raises (a broker
+        """Write the heartbeat and renew the running requests' claims; never raises (a broker
         restart is logged, and the next beat tries again)."""
         with self._lock:
-            task_id, claim = self._task_id, self._claim
+            claims = dict(self._claims)
         try:
-            if claim is not None:
+            for task_id, claim in claims.items():
                 try:
                     claim.reacquire()
                 except LockError:
                     log.warning("lost the claim on request %s (another worker took it over)", task_id)
+            tasks = list(claims)
             payload = {"name": self.name, "host": socket.gethostname(), "pid": os.getpid(), "at": time.time(),
-                       "started_at": self.started_at, "task": task_id, "status": self.engine().status().to_dict()}
+                       "started_at": self.started_at, "task": tasks[0] if tasks else None, "tasks": tasks,
+                       "status": self.engine().status().to_dict()}
             self.redis.set(protocol.worker_key(self.name), json.dumps(payload),
                            px=int(self.settings.liveness_ttl_s * 1000))
         except RedisError as error:

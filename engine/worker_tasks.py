@@ -67,7 +67,7 @@ def run_synthesis(task: Any, runtime: WorkerRuntime, request: dict[str, Any]) ->
     finally:
         if path is not None:
             path.unlink(missing_ok=True)
-        runtime.drop()
+        runtime.drop(task_id)
         if envelope is not None:
             _end(runtime, task_id, attempt, claim)
         else:  # claim lost, or the worker is shutting down mid-request: not done, leave it to others

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from importlib.resources import files as package_files
 from pathlib import Path
 
@@ -15,6 +16,16 @@ from engine.loader import load_from_files  # noqa: E402
 from engine.model_source import read_model_dir  # noqa: E402
 from engine.smoke_model import write_model_dir  # noqa: E402
 from tests.engine_factory import engine_factory  # noqa: E402
+
+def wait_until(predicate, timeout: float = 30.0) -> bool:
+    """Poll ``predicate`` every 10 ms until it holds (True) or ``timeout`` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
 
 #: f5_tts ships this clip and its transcript with the package.
 REF_TEXT = "Some call me nature, others call me mother nature."

@@ -12,7 +12,7 @@ import pytest
 from engine.errors import BusyError
 from engine.states import EngineState
 
-from .conftest import REF_TEXT
+from .conftest import REF_TEXT, wait_until
 from .test_fallback import MISMATCH
 
 #: Three requests of different lengths and chunk counts (1, 2 and 3 chunks with the f5_tts clip).
@@ -23,14 +23,6 @@ TEXTS = {
 }
 SEEDS = {"three": 11, "one": 22, "two": 33}
 
-
-def wait_until(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 class Gate:

@@ -10,14 +10,8 @@ import pytest
 from engine.errors import ModelUnavailableError
 from engine.states import TRANSITIONS, EngineState, IllegalTransition, check_transition
 
+from .conftest import wait_until
 
-def wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_transition_table_is_closed_and_enforced():

@@ -75,6 +75,16 @@ def _fill_the_gpu() -> list[torch.Tensor]:
     return fillers
 
 
+def _served_while_the_gpu_is_full(engine):
+    """One request while another tenant holds every byte of the GPU; everything freed afterwards."""
+    fillers = _fill_the_gpu()
+    try:
+        return engine.synthesize(**KW)
+    finally:
+        del fillers
+        _release_everything()
+
+
 def _release_everything() -> None:
     torch.cuda.synchronize()
     torch._C._cuda_clearCublasWorkspaces()
@@ -148,12 +158,7 @@ def test_bfloat16_serves_on_the_device(model_dir, device):
 def test_a_real_out_of_memory_is_served_from_the_cpu_and_the_next_request_is_back(model_dir):
     engine = _engine(model_dir, "cuda")
     clean = engine.synthesize(**KW)
-    fillers = _fill_the_gpu()
-    try:
-        squeezed = engine.synthesize(**KW)
-    finally:
-        del fillers
-        _release_everything()
+    squeezed = _served_while_the_gpu_is_full(engine)
     assert squeezed.fell_back and squeezed.device == "cpu" and engine.status().fallbacks == 1
     again = engine.synthesize(**KW)
     assert again.device.startswith("cuda") and not again.fell_back
@@ -166,12 +171,7 @@ def test_a_load_while_the_gpu_is_full_is_served_from_the_cpu(model_dir):
     engine = _engine(model_dir, "cuda")
     engine.load()
     engine.unload()
-    fillers = _fill_the_gpu()
-    try:
-        squeezed = engine.synthesize(**KW)
-    finally:
-        del fillers
-        _release_everything()
+    squeezed = _served_while_the_gpu_is_full(engine)  # the reload itself finds the GPU full
     assert squeezed.fell_back and squeezed.device == "cpu" and engine.status().failed == 0
     again = engine.synthesize(**KW)
     assert again.device.startswith("cuda") and not again.fell_back

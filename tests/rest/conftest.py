@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import io
-import tempfile
 from typing import Iterator
 
 import numpy as np
 import pytest
 
 from tests.app_process import App, launch_app
+from tests.e2e.conftest import private_tempdir  # noqa: F401  (the e2e suite's fixture: client downloads out of /tmp)
 
 NFE = 4  # F5's own field, sent through the client's extra_body: fast and still the real path
 RATE = 24000
@@ -25,17 +25,6 @@ LONG_TEXT = " ".join([
     "That is the whole point of streaming: the wait for the first sound is short, whatever the length.",
     "This last sentence only adds a little more text, so that there are several chunks to stream here.",
 ])
-
-
-@pytest.fixture(autouse=True)
-def private_tempdir(tmp_path_factory):
-    """gradio_client leaves an empty folder in the temp dir per download: keep them out of /tmp."""
-    previous = tempfile.tempdir
-    tempfile.tempdir = str(tmp_path_factory.mktemp("client_tmp"))
-    try:
-        yield
-    finally:
-        tempfile.tempdir = previous
 
 
 @pytest.fixture(scope="module")

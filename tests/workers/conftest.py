@@ -8,8 +8,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -17,7 +15,7 @@ import pytest
 
 from studio.celery_backend import CeleryBackend
 from tests.app_process import App, launch_app
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import browser, private_tempdir  # noqa: F401  (the e2e suite's fixtures)
 from tests.workers.processes import CELERY_ENV, RedisServer, WorkerProcess
 
 REF_WAV = Path(__file__).resolve().parents[2] / "assets" / "voices" / "voice_male_us.wav"
@@ -38,17 +36,6 @@ class Cluster:
 def request_kwargs(gen_text: str, **overrides) -> dict:
     """Keyword arguments of a synthesis on the bundled voice, fast settings."""
     return {"ref_audio": str(REF_WAV), "ref_text": REF_TEXT, "gen_text": gen_text, "nfe_step": 4, **overrides}
-
-
-@pytest.fixture(autouse=True)
-def private_tempdir(tmp_path_factory):
-    """gradio_client leaves an empty folder in the temp dir per download: keep them out of /tmp."""
-    previous = tempfile.tempdir
-    tempfile.tempdir = str(tmp_path_factory.mktemp("client_tmp"))
-    try:
-        yield
-    finally:
-        tempfile.tempdir = previous
 
 
 @pytest.fixture(scope="module")
@@ -74,21 +61,6 @@ def cluster(smoke_model_dir, tmp_path_factory, monkeypatch_module) -> Iterator[C
         finally:
             for worker in workers.values():
                 worker.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's headless Chromium, driven by playwright (a CI without it fails, a desk skips)."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -85,7 +85,8 @@ class RedisServer:
 
 
 class WorkerProcess:
-    """``celery -A <app> worker --pool solo --concurrency 1 -n <name>@%h`` on the tiny model, on the CPU."""
+    """``celery -A <app> worker --pool solo --concurrency 1 -n <name>@%h`` on the tiny model, on the CPU
+    (or another pool and concurrency: ``launch(..., pool="threads", concurrency=3)``)."""
 
     def __init__(self, name: str, app: str, folder: Path, env: dict[str, str]):
         self.name_prefix = name
@@ -96,7 +97,8 @@ class WorkerProcess:
         self.name: str | None = None  # the full node name, known once it beats
 
     @classmethod
-    def launch(cls, name: str, app: str, folder: Path, broker_url: str, model_dir: Path, **extra_env: str):
+    def launch(cls, name: str, app: str, folder: Path, broker_url: str, model_dir: Path, pool: str = "solo",
+               concurrency: int = 1, **extra_env: str):
         """Start a worker process (returns at once; see :meth:`wait_ready`)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("F5_", "GRADIO_"))}
         env.update(CELERY_ENV)
@@ -107,7 +109,7 @@ class WorkerProcess:
         worker = cls(name, app, folder, env)
         with open(worker.log_path, "ab") as log:
             worker.process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", app, "worker", "--pool", "solo", "--concurrency", "1",
+                [sys.executable, "-m", "celery", "-A", app, "worker", "--pool", pool, "--concurrency", str(concurrency),
                  "-n", f"{name}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         return worker

@@ -186,7 +186,8 @@ def test_docker_compose_runs_redis_a_frontend_and_one_worker_per_gpu():
     gpus, names = set(), set()
     for name, worker in workers.items():
         command = " ".join(worker["command"])
-        assert command.startswith("celery -A engine.worker worker --pool solo --concurrency 1"), command
+        # one engine per worker process, taking up to F5_MAX_BATCH (8 on CUDA) requests at once to batch them
+        assert command.startswith("celery -A engine.worker worker --pool threads --concurrency 8"), command
         names.add(worker["command"][worker["command"].index("-n") + 1])
         device = worker["deploy"]["resources"]["reservations"]["devices"][0]
         assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
