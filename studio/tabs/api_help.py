@@ -62,6 +62,19 @@ track, report, cues_zip = client.predict(
 
 Errors (bad audio, empty or too long text, out-of-range settings, a bad script line or cue, a full
 queue) arrive as `gradio_client.exceptions.AppError` with a readable message.
+
+### Or as OpenAI's speech API
+
+The same server answers OpenAI's `POST /v1/audio/speech` (and `GET /v1/voices`, `/v1/models`,
+`/v1/status`), so the official `openai` client, Open WebUI or `curl` work with it:
+
+```python
+from openai import OpenAI
+
+client = OpenAI(base_url="{url}v1", api_key="unused-unless-F5_API_KEY-is-set")
+client.audio.speech.create(model="f5-tts", voice="<a voice from /v1/voices>", input="Hello!",
+                           response_format="wav").write_to_file("hello.wav")
+```
 """
 
 

@@ -157,3 +157,4 @@ def test_the_api_tab_shows_this_server(page, voices_app):
     open_tab(page, "API")
     text = wait_for_text(page.locator("#api-help"), re.escape(voices_app.url))
     assert "127.0.0.1:7860" not in text and "/dialogue" in text and "/dub" in text
+    assert f'base_url="{voices_app.url}v1"' in text  # the OpenAI-compatible API, on this same server
