@@ -5,7 +5,9 @@ Every e2e module talks to it over HTTP (gradio_client or a browser), like a real
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -63,6 +65,35 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@contextlib.contextmanager
+def open_page(browser, url: str):
+    """A fresh page on the app, loaded (the Generate button visible); its JavaScript errors are
+    collected in ``page.page_errors``."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator("#generate-btn").wait_for(state="visible", timeout=60_000)
+    page.page_errors = errors
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def wait_for_text(locator, pattern: str, timeout_ms: int = 30_000) -> str:
+    """Poll an element's text until it matches ``pattern`` (regex); return the text."""
+    text = ""
+    for _ in range(max(1, timeout_ms // 250)):
+        if locator.count():
+            text = locator.first.inner_text()
+            if re.search(pattern, text):
+                return text
+        locator.page.wait_for_timeout(250)
+    raise AssertionError(f"{pattern!r} never appeared; last text: {text!r}")
 
 
 @pytest.fixture(scope="session")

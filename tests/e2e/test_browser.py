@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ARTIFACTS, ASSETS, REF_TEXT, REF_WAV
+from .conftest import ARTIFACTS, ASSETS, REF_TEXT, REF_WAV, open_page, wait_for_text
 
 GEN_TEXT = ("Welcome to the voice studio. This sentence is spoken by a tiny random model, "
             "so it sounds like noise, but every step of the real pipeline runs.")
@@ -22,28 +22,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def page(browser, app_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(app_server.url, wait_until="domcontentloaded")
-    page.locator("#generate-btn").wait_for(state="visible", timeout=60_000)
-    page.page_errors = errors
-    yield page
-    context.close()
-
-
-def wait_for_text(locator, pattern: str, timeout_ms: int = 30_000) -> str:
-    """Poll an element's text until it matches ``pattern`` (regex); return the text."""
-    page = locator.page
-    text = ""
-    for _ in range(max(1, timeout_ms // 250)):
-        if locator.count():
-            text = locator.first.inner_text()
-            if re.search(pattern, text):
-                return text
-        page.wait_for_timeout(250)
-    raise AssertionError(f"{pattern!r} never appeared; last text: {text!r}")
+    with open_page(browser, app_server.url) as page:
+        yield page
 
 
 def save_small_png(source: Path, target: Path) -> None:

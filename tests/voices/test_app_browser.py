@@ -9,6 +9,7 @@ import re
 import pytest
 
 from tests.app_process import ARTIFACTS
+from tests.e2e.conftest import open_page, wait_for_text
 
 from .conftest import REF_TEXT, REF_WAV
 
@@ -17,28 +18,9 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def page(browser, voices_app, voices_client):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(voices_app.url, wait_until="domcontentloaded")
-    page.locator("#generate-btn").wait_for(state="visible", timeout=60_000)
-    page.page_errors = errors
-    yield page
     ARTIFACTS.mkdir(exist_ok=True)
-    context.close()
-
-
-def wait_for_text(locator, pattern: str, timeout_ms: int = 30_000) -> str:
-    """Poll an element's text until it matches ``pattern`` (regex); return the text."""
-    text = ""
-    for _ in range(max(1, timeout_ms // 250)):
-        if locator.count():
-            text = locator.first.inner_text()
-            if re.search(pattern, text):
-                return text
-        locator.page.wait_for_timeout(250)
-    raise AssertionError(f"{pattern!r} never appeared; last text: {text!r}")
+    with open_page(browser, voices_app.url) as page:
+        yield page
 
 
 def choose(page, dropdown: str, option: str) -> None:
