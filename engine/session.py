@@ -129,6 +129,7 @@ class Engine:
         """A snapshot of the engine (``.to_dict()`` for JSON)."""
         lifecycle, residency = self._lifecycle, self._residency
         batching = self._scheduler.stats()
+        memory = device_memory(self.device)  # may ask NVML or nvidia-smi: never under the state lock
         with lifecycle.cond:
             placed_on = residency.placed_on
             loaded = residency.loaded
@@ -141,7 +142,7 @@ class Engine:
                 peak_inference_concurrency=lifecycle.peak_running, last_error=lifecycle.last_error,
                 host_copy=residency.has_host_copy, model=loaded.origin if loaded is not None else None,
                 fast_mode=self.fast_mode.status(placed_on or self.device), cpu_threads=torch.get_num_threads(),
-                memory=device_memory(self.device), max_batch=self.max_batch,
+                memory=memory, max_batch=self.max_batch,
                 batched_passes=batching["batched_passes"], peak_batch=batching["peak_batch"],
                 running=lifecycle.running)
         return status
