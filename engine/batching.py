@@ -53,10 +53,8 @@ class PassScheduler:
         # --- guarded by _cond ---
         self._jobs: list[Job] = []  # registered, in arrival order
         self._running = False  # a pass is being gathered or run
-        self.passes = 0
         self.batched_passes = 0  # passes with more than one job
         self.peak_batch = 0
-        self.last_batch = 0
 
     @property
     def running(self) -> bool:
@@ -67,8 +65,7 @@ class PassScheduler:
     def stats(self) -> dict[str, int]:
         """Counters for the engine's status."""
         with self._cond:
-            return {"passes": self.passes, "batched_passes": self.batched_passes, "peak_batch": self.peak_batch,
-                    "last_batch": self.last_batch}
+            return {"batched_passes": self.batched_passes, "peak_batch": self.peak_batch}
 
     def register(self) -> Job:
         """A request that just got its seat joins: passes gathered from now on wait (briefly) for
@@ -139,8 +136,6 @@ class PassScheduler:
         with self._cond:
             for job, outcome in zip(batch, outcomes):
                 job.outcome = outcome
-            self.passes += 1
-            self.last_batch = len(batch)
             self.peak_batch = max(self.peak_batch, len(batch))
             if len(batch) > 1:
                 self.batched_passes += 1

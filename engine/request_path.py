@@ -103,7 +103,6 @@ class RequestPath:
         fader = CrossFader(plan.cross_fade)
         mels, total = [], len(plan.batches)
         streamed: list[np.ndarray] = []
-        devices: list[str] = []
         fast = False
         for i in range(total):
             progress(i / total, f"Generating chunk {i + 1} of {total}")
@@ -113,7 +112,6 @@ class RequestPath:
                 raise outcome.error
             if outcome.fell_back:  # its remaining chunks stay on the CPU; the next request tries again
                 fell_back = work.cpu_only = True
-            devices.append(outcome.device)
             fast = fast or outcome.fast_mode
             mels.append(outcome.mel)
             playable = fader.push(outcome.wave)
@@ -125,7 +123,7 @@ class RequestPath:
                 audio = np.concatenate([*streamed, playable]).astype(np.float32, copy=False)
                 if plan.remove_silence:
                     playable = audio = remove_long_silences(audio)
-                result = self._finish(plan, audio, np.concatenate(mels, axis=1), fell_back, fast, devices[-1],
+                result = self._finish(plan, audio, np.concatenate(mels, axis=1), fell_back, fast, outcome.device,
                                       notices, started, queue_wait)
                 progress(1.0, "Done")
                 yield StreamChunk(index=i, total=total, audio=playable, sample_rate=SAMPLE_RATE, result=result)
