@@ -20,7 +20,8 @@ import numpy as np
 from engine.errors import EngineError
 from engine.loader import HOP_LENGTH
 from engine.noise import NoiseSource
-from engine.recovery import classify_failure, free_accelerator_memory
+from engine.device_memory import release_device_memory
+from engine.recovery import classify_failure
 from engine.residency import Residency
 from engine.sampler import SampleItem, sample_batch
 from engine.synthesis import SynthesisPlan, chunk_frames, chunk_tokens, decode, prepare_reference
@@ -119,7 +120,7 @@ class PassRunner:
         results, reason = self._attempt(works)
         if reason is not None and reason.startswith("oom"):
             log.warning("out of memory on %s; freeing caches and retrying once: %s", self.residency.placed_on, reason)
-            free_accelerator_memory(self.residency.placed_on or self.residency.device)
+            release_device_memory(self.residency.placed_on or self.residency.device)
             results, reason = self._attempt(works)
         if reason is None:
             return [self._outcome(wave, mel, placed_on_cpu) for wave, mel in results]

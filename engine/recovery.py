@@ -1,4 +1,4 @@
-"""Which failures the engine recovers from, how it recovers, and how it frees accelerator memory.
+"""Which failures the engine recovers from (freeing accelerator memory is :mod:`engine.device_memory`).
 
 Device-mismatch errors (a tensor left behind on another device) and out-of-memory errors are
 recoverable: a pass (:mod:`engine.passes`) retries, re-places the model on the CPU and reruns.
@@ -55,14 +55,6 @@ def clear_f5_module_caches() -> None:
         cache = getattr(modules, name, None)
         if isinstance(cache, dict):
             cache.clear()
-
-
-def free_accelerator_memory(device: torch.device) -> None:
-    """Give back what no live tensor needs on ``device`` (see
-    :func:`engine.device_memory.release_device_memory`); a no-op off CUDA."""
-    from engine.device_memory import release_device_memory
-
-    release_device_memory(device)
 
 
 def classify_failure(exc: BaseException) -> str | None:

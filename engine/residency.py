@@ -27,7 +27,8 @@ from torch import nn
 from engine.errors import PlacementError
 from engine.loader import LoadedModel
 from engine.placement import iter_tensors, map_tensors, place, stray_tensors
-from engine.recovery import clear_f5_module_caches, free_accelerator_memory, is_out_of_memory
+from engine.device_memory import release_device_memory
+from engine.recovery import clear_f5_module_caches, is_out_of_memory
 from engine.speed import CpuFastMode, clear_rope_cache, install_rope_cache
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class Residency:
             if not is_out_of_memory(exc):
                 raise
             reason = f"out of memory placing the model on {self.device}: {str(exc)[:200]}"
-            free_accelerator_memory(self.device)
+            release_device_memory(self.device)
         log.warning("cannot serve from %s (%s); serving from the CPU", self.device, reason)
         return reason
 
@@ -186,7 +187,7 @@ class Residency:
             self.fast_mode.release()
         clear_f5_module_caches()
         clear_rope_cache()
-        free_accelerator_memory(self.device)
+        release_device_memory(self.device)
 
     # ------------------------------------------------------------------ the host master copy
 

@@ -110,7 +110,7 @@ def test_out_of_memory_is_retried_on_the_gpu_first(monkeypatch):
     import engine.passes as passes
 
     calls, freed = [], []
-    monkeypatch.setattr(passes, "free_accelerator_memory", lambda device: freed.append(device))
+    monkeypatch.setattr(passes, "release_device_memory", lambda device: freed.append(device))
 
     def fail(device, batch):
         calls.append(device.type)

@@ -150,7 +150,7 @@ def _race_iterations(engine, request_kwargs, iterations: int, use_reaper_thread:
 def test_keepalive_expiring_as_a_request_arrives_many_times(make_engine, request_kwargs, monkeypatch, mode,
                                                             figures):
     # gc.collect() on each unload costs ~0.6 s here and is not part of the state machine under test.
-    monkeypatch.setattr(residency, "free_accelerator_memory", lambda device: None)
+    monkeypatch.setattr(residency, "release_device_memory", lambda device: None)
     iterations = env_int("RELIABILITY_RACE_ITERATIONS", 40)
     engine = make_engine(idle_unload_s=1.0, start_reaper=(mode == "reaper thread"))
     outcomes = _race_iterations(engine, request_kwargs, iterations, mode == "reaper thread", seed=1)
@@ -168,7 +168,7 @@ def test_keepalive_expiring_as_a_request_arrives_many_times(make_engine, request
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["reap() call", "reaper thread"])
 def test_keepalive_race_1000_iterations(make_engine, request_kwargs, monkeypatch, mode, figures):
-    monkeypatch.setattr(residency, "free_accelerator_memory", lambda device: None)
+    monkeypatch.setattr(residency, "release_device_memory", lambda device: None)
     iterations = 1000
     engine = make_engine(idle_unload_s=1.0, start_reaper=(mode == "reaper thread"))
     outcomes = _race_iterations(engine, request_kwargs, iterations, mode == "reaper thread", seed=2)
