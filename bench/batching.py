@@ -8,7 +8,9 @@ one to three chunks, a seed each). Two engines on the same model objects: ``F5_M
 request at a time, today's behaviour off CUDA) and ``F5_MAX_BATCH=--batch`` (default 8, the CUDA
 default). For each client count the two run interleaved, order flipped every round; the report
 gives requests per minute, p50 and p95 latency of each, and the median of the per-round
-throughput ratios (batched / one at a time). ``--full`` uses the full-size F5TTS_v1_Base
+throughput ratios (batched / one at a time), then how far each text's audio batched is from its
+audio alone (max abs difference and SNR: equal up to float rounding, not bit for bit, since a batch
+multiplies matrices of other shapes; see tests/numerics.py). ``--full`` uses the full-size F5TTS_v1_Base
 architecture with random weights (slow on a CPU: use a small --nfe and --requests 1). ``--device
 cuda`` runs on a GPU (see bench/gpu.py, which calls this with the GPU settings).
 """
@@ -24,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (REF_TEXT, REF_WAV, log, machine_summary, median, write_full_model_dir,  # noqa: E402
-                    write_tiny_model_dir)
+from common import (REF_TEXT, REF_WAV, log, machine_summary, max_abs_diff, median, snr_db,  # noqa: E402
+                    write_full_model_dir, write_tiny_model_dir)
 
 #: Requests of one, two and three chunks with the f5_tts clip (different lengths on purpose).
 TEXTS = [
@@ -71,6 +73,24 @@ def run_clients(engine, clients: int, requests: int, nfe: int) -> tuple[float, l
     if errors:
         raise RuntimeError(f"{len(errors)} request(s) failed: {errors[0]!r}")
     return time.perf_counter() - t0, latencies
+
+
+def batched_vs_alone(one, batched, nfe: int) -> str:
+    """Every text alone on ``one``, then all together on ``batched`` (same seeds): the worst max abs
+    difference and the worst SNR of a batched clip against its clip alone."""
+    kwargs = [dict(ref_audio=REF_WAV, ref_text=REF_TEXT, gen_text=text, nfe_step=nfe, seed=7 + i)
+              for i, text in enumerate(TEXTS)]
+    alone = [one.synthesize(**kw).audio for kw in kwargs]
+    together: list = [None] * len(kwargs)
+    threads = [threading.Thread(target=lambda i=i: together.__setitem__(i, batched.synthesize(**kwargs[i]).audio))
+               for i in range(len(kwargs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    worst_abs = max(max_abs_diff(a, b) for a, b in zip(alone, together))
+    worst_snr = min(snr_db(a, b) for a, b in zip(alone, together))
+    return f"batched vs alone ({len(kwargs)} texts): worst max abs diff {worst_abs:.3g}, worst SNR {worst_snr:.1f} dB"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                           if name == names[1] else ""))
         status = batched.status()
         print(f"\nbatched engine: {status.batched_passes} batched passes, peak batch {status.peak_batch}")
+        print(batched_vs_alone(one, batched, args.nfe))
         one.close()
         batched.close()
     print(f"done {time.strftime('%Y-%m-%d %H:%M')}")

@@ -274,7 +274,7 @@ def batching(model_dir: Path, device: str, nfe: int, clients: str, report: Repor
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     lines = done.stdout.strip().splitlines()
     print("\n".join(lines))
-    report.section("batching", {"exit_code": done.returncode, "table": lines[-(len(clients.split(",")) * 2 + 4):]
+    report.section("batching", {"exit_code": done.returncode, "table": lines[-(len(clients.split(",")) * 2 + 5):]
                                 if done.returncode == 0 else done.stderr[-800:]})
 
 

@@ -1,4 +1,5 @@
-"""A request's own noise: the same seed gives the same audio alone, in a batch, or rerun.
+"""A request's own noise: the same seed draws the same noise alone, in a batch, or rerun (so its audio
+is the same alone or rerun, and in a batch up to the float rounding of other matrix shapes).
 
 f5_tts draws each chunk's starting noise from the global generator, seeded once per request, so
 a chunk's noise depends on every draw made before it in the process -- including other requests'

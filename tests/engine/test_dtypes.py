@@ -9,14 +9,9 @@ import torch
 
 from engine.noise import NoiseSource
 from engine.sampler import SampleItem, sample_batch, time_grid
+from tests.numerics import snr_db
 
 from .conftest import GEN_TEXT, REF_TEXT
-
-
-def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
-    n = min(len(reference), len(test))
-    noise = float(np.mean((reference[:n].astype(np.float64) - test[:n]) ** 2))
-    return float("inf") if noise == 0 else 10 * np.log10(float(np.mean(reference[:n].astype(np.float64) ** 2)) / noise)
 
 
 @pytest.mark.parametrize("steps", [8, 16, 32, 64])
@@ -40,6 +35,7 @@ def test_every_dtype_serves_at_nfe_32_on_the_cpu(make_engine, request_kwargs, dt
     assert engine.inspect().dtype == expected and engine.status().dtype == str(expected).replace("torch.", "")
 
 
+@pytest.mark.numerics
 def test_half_precisions_stay_close_to_float32(make_engine, request_kwargs):
     """The same request and seed in each dtype: how far the audio moves from float32 (random tiny
     weights, so this bounds the arithmetic, not the voice)."""
@@ -51,6 +47,7 @@ def test_half_precisions_stay_close_to_float32(make_engine, request_kwargs):
     assert snr["float16"] > 20 and snr["bfloat16"] > 10, snr
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_a_batch_of_one_is_cfm_sample_bit_for_bit(tiny_model_dir, ref_wav, dtype):
     """The engine's sampler against f5_tts's own CFM.sample with the global generator seeded as

@@ -31,6 +31,7 @@ def hook(engine, failure):
     return engine.inspect().model.transformer.text_embed.register_forward_pre_hook(failure)
 
 
+@pytest.mark.numerics
 def test_device_mismatch_reruns_on_cpu_and_the_next_request_is_normal(make_engine, request_kwargs, caplog):
     engine = make_engine()
     handle = hook(engine, FailOnce(lambda: RuntimeError(MISMATCH)))

@@ -9,6 +9,7 @@ import pytest
 
 from engine import speed
 from engine.placement import stray_tensors
+from tests.numerics import snr_db
 
 from .conftest import REF_TEXT
 
@@ -17,12 +18,6 @@ pytestmark = pytest.mark.skipif(not speed.int8_kernels_available(), reason="no f
 LONG_TEXT = ("I don't really care what you call me, because I have been a silent spectator for a long time. "
              "I watched species evolve, empires rise and fall, and rivers change their course. "
              "But always remember, I am mighty and enduring.")
-
-
-def _snr_db(reference: np.ndarray, other: np.ndarray) -> float:
-    ref = reference.astype(np.float64)
-    noise = np.mean((ref - other.astype(np.float64)) ** 2)
-    return float(10 * np.log10(np.mean(ref ** 2) / noise)) if noise else float("inf")
 
 
 def test_exact_by_default_and_nothing_says_fast(make_engine, request_kwargs):
@@ -34,6 +29,7 @@ def test_exact_by_default_and_nothing_says_fast(make_engine, request_kwargs):
     assert engine.fast_mode.builds == 0
 
 
+@pytest.mark.numerics
 def test_fast_mode_says_so_on_every_result_and_stays_close_to_exact(make_engine, request_kwargs):
     exact = make_engine().synthesize(**request_kwargs)
     engine = make_engine(cpu_fast_mode=True)
@@ -43,7 +39,7 @@ def test_fast_mode_says_so_on_every_result_and_stays_close_to_exact(make_engine,
         assert result.fast_mode is True and result.notices[0] == speed.FAST_MODE_NOTICE
     assert first.audio.shape == exact.audio.shape and np.all(np.isfinite(first.audio))
     assert not np.array_equal(first.audio, exact.audio)  # int8 really ran
-    assert _snr_db(exact.audio, first.audio) > 20
+    assert snr_db(exact.audio, first.audio) > 20
     assert np.array_equal(first.audio, second.audio)  # deterministic for a seed
     status = engine.status().fast_mode
     assert status.active and status.label == speed.FAST_MODE_LABEL and status.int8_layers > 0

@@ -28,6 +28,7 @@ def test_synthesize_returns_valid_non_silent_audio(make_engine, request_kwargs):
     assert engine.status().served == 1
 
 
+@pytest.mark.numerics
 def test_same_seed_same_audio_and_random_seed_reported(make_engine, request_kwargs):
     engine = make_engine()
     a = engine.synthesize(**request_kwargs)

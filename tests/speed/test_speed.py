@@ -57,6 +57,7 @@ def ref_wav():
 
 # ---------------------------------------------------------------------------- exact path
 
+@pytest.mark.numerics
 def test_apply_rope_is_bit_identical_to_x_transformers():
     from x_transformers.x_transformers import RotaryEmbedding, apply_rotary_pos_emb
 
@@ -69,6 +70,7 @@ def test_apply_rope_is_bit_identical_to_x_transformers():
     assert torch.equal(speed.apply_rope(key, freqs), apply_rotary_pos_emb(key, freqs, scale))
 
 
+@pytest.mark.numerics
 def test_rope_cache_gives_bit_identical_dit_output_and_uninstalls():
     dit = _dit()
     before = _forward(dit)
@@ -95,6 +97,7 @@ def test_rope_cache_tables_follow_each_forward():
     speed.clear_rope_cache()
 
 
+@pytest.mark.numerics
 def test_engine_with_rope_cache_gives_identical_audio(tiny_dir, ref_wav):
     from engine.session import Engine
 
