@@ -92,13 +92,26 @@ class App:
             return error.code, error.read()
 
 
+#: What the app's log says when another process took its port between free_port() and its bind.
+PORT_TAKEN = ("address already in use", "Cannot find empty port")
+PORT_ATTEMPTS = 3
+
+
+class PortTaken(Exception):
+    """The app exited at start-up because its port was taken (a race with another process)."""
+
+
 def wait_until_up(app: App, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
     """Return once the app answers gradio_api/info (a 401 counts: the page is behind F5_API_KEY's login);
-    fail the test (with the log's tail) if it exits first or does not answer within `timeout_s`."""
+    raise PortTaken if it exited because its port was taken; fail the test (with the log's tail) if it
+    exits for another reason or does not answer within `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if app.process.poll() is not None:
-            pytest.fail(f"app.py exited with {app.process.returncode} during start-up:\n{app.log_text()[-6000:]}")
+            log = app.log_text()
+            if any(marker in log for marker in PORT_TAKEN):
+                raise PortTaken(app.url)
+            pytest.fail(f"app.py exited with {app.process.returncode} during start-up:\n{log[-6000:]}")
         try:
             with urllib.request.urlopen(app.url + "gradio_api/info", timeout=5) as response:
                 if response.status == 200:
@@ -129,20 +142,18 @@ def launch_app(base: Path, model_dir: Path, log_name: str, **env_overrides: str)
     Its folders (gradio/, tmp/, downloads/) and its log (app.log) go under `base`. It inherits this
     process's environment minus every F5_* and GRADIO_* variable, then gets F5_MODEL_DIR, F5_DEVICE=cpu,
     F5_DATA_DIR under `base`,
-    a free GRADIO_SERVER_PORT on 127.0.0.1, GRADIO_TEMP_DIR, TMPDIR, no analytics, no hub downloads, no
+    a free GRADIO_SERVER_PORT on 127.0.0.1 (another one if a parallel process takes it first), GRADIO_TEMP_DIR, TMPDIR, no analytics, no hub downloads, no
     wandb, unbuffered output and LOG_LEVEL=INFO; `env_overrides` (e.g. F5_IDLE_UNLOAD_S="600") come last.
     """
     gradio_temp, tmpdir, downloads = base / "gradio", base / "tmp", base / "downloads"
     for folder in (gradio_temp, tmpdir, downloads):
         folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("F5_", "GRADIO_"))}
     env.update({
         "F5_MODEL_DIR": str(model_dir),
         "F5_DEVICE": "cpu",
         "F5_DATA_DIR": str(base / "data"),  # the voice library: never the checkout's ./data
         "GRADIO_SERVER_NAME": "127.0.0.1",
-        "GRADIO_SERVER_PORT": str(port),
         "GRADIO_TEMP_DIR": str(gradio_temp),
         "GRADIO_ANALYTICS_ENABLED": "False",
         "TMPDIR": str(tmpdir),
@@ -153,17 +164,32 @@ def launch_app(base: Path, model_dir: Path, log_name: str, **env_overrides: str)
     })
     env.update({k: str(v) for k, v in env_overrides.items()})
     log_path = base / "app.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log_file,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    app = App(f"http://127.0.0.1:{port}/", process, log_path, gradio_temp, tmpdir, downloads, env)
+    for attempt in range(1, PORT_ATTEMPTS + 1):  # tests start many apps at once: a port can be taken
+        port = free_port()
+        env["GRADIO_SERVER_PORT"] = str(port)
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log_file,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        app = App(f"http://127.0.0.1:{port}/", process, log_path, gradio_temp, tmpdir, downloads, env)
+        try:
+            wait_until_up(app)
+            break
+        except PortTaken:
+            if attempt == PORT_ATTEMPTS:
+                pytest.fail(f"app.py found its port taken {PORT_ATTEMPTS} times:\n{app.log_text()[-3000:]}")
+        except BaseException:
+            _stop_and_keep_log(process, log_path, log_name)
+            raise
     try:
-        wait_until_up(app)
         yield app
     finally:
-        _stop(process)
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copyfile(log_path, ARTIFACTS / f"{log_name}.log")
+        _stop_and_keep_log(process, log_path, log_name)
+
+
+def _stop_and_keep_log(process: subprocess.Popen, log_path: Path, log_name: str) -> None:
+    _stop(process)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copyfile(log_path, ARTIFACTS / f"{log_name}.log")
 
 
 def assert_valid_audio(path: str | Path, min_seconds: float = 0.2):
