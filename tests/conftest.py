@@ -26,3 +26,24 @@ def smoke_model_dir(tmp_path_factory) -> Path:
     if done.returncode != 0:
         pytest.fail(f"python -m engine.smoke_model failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return directory
+
+
+# ---------------------------------------------------------------- parallel runs (pytest-xdist)
+
+#: Packages whose tests share one `python app.py` through session- or package-scoped fixtures: each runs
+#: whole on one xdist worker, so the app starts once. Every other module is a group of its own.
+SHARED_APP_PACKAGES = {"e2e", "reliability", "voices"}
+
+
+def xdist_group_of(path: Path) -> str:
+    """The pytest-xdist group (``--dist loadgroup``, set in pytest.ini) of the test file at ``path``."""
+    parts = path.resolve().relative_to(ROOT).parts  # ("tests", package, ..., file)
+    if len(parts) > 2 and parts[1] in SHARED_APP_PACKAGES:
+        return parts[1]
+    return "/".join(parts)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test with its xdist group (a no-op when the suite runs in one process)."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(Path(str(item.fspath)))))

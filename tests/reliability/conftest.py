@@ -119,6 +119,15 @@ class Figures:
         with self._lock:
             self.data[section][key] = value
 
+    def merge(self, other: dict[str, Any]) -> None:
+        """Add another process's figures (an xdist worker's) to these: counts add up, the rest is set."""
+        with self._lock:
+            for section, values in other.items():
+                mine = self.data.setdefault(section, {})
+                for key, value in values.items():
+                    both_counts = isinstance(value, int) and isinstance(mine.get(key, 0), int)
+                    mine[key] = mine.get(key, 0) + value if both_counts else value
+
 
 FIGURES = Figures()
 _OUTCOMES: dict[str, int] = {"passed": 0, "failed": 0, "skipped": 0, "xfailed": 0, "xpassed": 0}
@@ -139,6 +148,19 @@ def pytest_runtest_logreport(report):
         else:
             key = report.outcome
         _OUTCOMES[key] = _OUTCOMES.get(key, 0) + 1
+
+
+def pytest_sessionfinish(session):
+    """On a pytest-xdist worker: hand this process's figures to the controller, which prints them."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["reliability_figures"] = json.loads(json.dumps(FIGURES.data, default=str))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """On the pytest-xdist controller: take in a finished worker's figures."""
+    FIGURES.merge(getattr(node, "workeroutput", {}).get("reliability_figures", {}))
 
 
 def _summary() -> dict[str, Any]:
