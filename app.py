@@ -23,7 +23,7 @@ log = logging.getLogger("f5_studio.app")  # not __name__: that is "__main__" und
 
 try:  # every setting is checked before anything starts; a bad one stops start-up with one line
     MAX_UPLOAD_MB = max_upload_mb()  # F5_MAX_UPLOAD_MB
-    studio_settings()  # F5_DATA_DIR, F5_MAX_VOICES, F5_MAX_CUES, F5_MAX_SCRIPT_LINES
+    studio_settings()  # F5_DATA_DIR, F5_MAX_VOICES, F5_MAX_CUES, F5_MAX_SCRIPT_LINES, F5_MAX_*_SECONDS
     HOST, PORT = server_address()  # GRADIO_SERVER_NAME, GRADIO_SERVER_PORT
     API_KEY = api_key()  # F5_API_KEY (None: open)
     DEFAULT_VOICE = default_voice()  # F5_DEFAULT_VOICE
