@@ -22,6 +22,8 @@ APP_ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_STUDIO_THREADS": ("", "Worker threads of the web server; empty = the larger of 40 and F5_MAX_QUEUE + 16, so every waiting request and the status panel fit."),
     "F5_API_KEY": ("", "Key that protects the server: the REST API wants `Authorization: Bearer KEY` and the page a login (any user name, the key as password). Empty: open to anyone who can reach the port (keep GRADIO_SERVER_NAME on 127.0.0.1)."),
     "F5_DEFAULT_VOICE": ("", "Voice that OpenAI's voice names (alloy, echo, nova, ...) get in the REST API; empty = the first voice in the list (`GET /v1/voices`)."),
+    "F5_HEADER_TIMEOUT_S": ("10", "Seconds a connection has to send its request headers (from opening, or from its last answer) before it is closed: connections that never finish their headers (slowloris) cannot pile up."),
+    "F5_MAX_CONNECTIONS": ("1000", "Most connections the server keeps open at once; more are closed at once (keep it under the process's open-file limit, `ulimit -n`)."),
     "GRADIO_SERVER_NAME": ("127.0.0.1", "Address the page and the REST API listen on (`0.0.0.0` to serve the network)."),
     "GRADIO_SERVER_PORT": ("7860", "Port the page and the REST API listen on."),
     "GRADIO_TEMP_DIR": ("", "Where uploads and results are kept (empty: the system temp folder + `/gradio`); the only folder besides assets/ the app serves files from. Files older than an hour are deleted."),
@@ -129,6 +131,19 @@ def default_voice(environ: dict[str, str] | None = None) -> str:
     """``F5_DEFAULT_VOICE``: the voice OpenAI's voice names map to ("" = the first voice listed)."""
     env = os.environ if environ is None else environ
     return env.get("F5_DEFAULT_VOICE", "").strip()
+
+
+def connection_limits(environ: dict[str, str] | None = None) -> tuple[float, int]:
+    """``(F5_HEADER_TIMEOUT_S, F5_MAX_CONNECTIONS)``: how long headers may take, how many connections."""
+    env = os.environ if environ is None else environ
+    raw = env.get("F5_HEADER_TIMEOUT_S", "").strip() or APP_ENV_VARS["F5_HEADER_TIMEOUT_S"][0]
+    try:
+        timeout = float(raw)
+    except ValueError:
+        raise SettingsError(f"F5_HEADER_TIMEOUT_S={raw!r} is not a number") from None
+    if not 0.1 <= timeout <= 3600:
+        raise SettingsError(f"F5_HEADER_TIMEOUT_S={raw!r} must be from 0.1 to 3600 seconds")
+    return timeout, _positive_int(env, "F5_MAX_CONNECTIONS")
 
 
 def server_address(environ: dict[str, str] | None = None) -> tuple[str, int]:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from studio.backend import Backend
 from studio.rest.auth import page_login
 from studio.rest.body_limit import BodyLimit, body_limit_bytes
+from studio.rest.connections import bounded_protocol
 from studio.rest.errors import install_error_handlers
 from studio.rest.routes import add_health_route, build_router
 from studio.rest.voices import VoiceCatalog, voice_source
@@ -24,6 +25,8 @@ from studio.rest.voices import VoiceCatalog, voice_source
 log = logging.getLogger(__name__)
 
 GRACEFUL_SHUTDOWN_S = 5  # open streams (the page's event streams too) get this long on SIGTERM
+KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long (uvicorn's default, said here)
+MAX_HEADER_BYTES = 64 * 1024  # request line + headers larger than this get a 400 (h11)
 
 
 def use_threads(demo: gr.Blocks, max_threads: int) -> None:
@@ -55,7 +58,11 @@ def create_app(backend: Backend, demo: gr.Blocks, launch_options: dict[str, Any]
     return app
 
 
-def serve(app: FastAPI, host: str, port: int) -> None:
-    """Serve ``app`` on ``host:port`` until interrupted (SIGINT / SIGTERM)."""
+def serve(app: FastAPI, host: str, port: int, header_timeout_s: float = 10.0, max_connections: int = 1000) -> None:
+    """Serve ``app`` on ``host:port`` until interrupted (SIGINT / SIGTERM), with bounded connections:
+    headers within ``header_timeout_s`` (F5_HEADER_TIMEOUT_S), at most ``max_connections`` open
+    (F5_MAX_CONNECTIONS), idle keep-alive closed after KEEP_ALIVE_S, headers at most MAX_HEADER_BYTES."""
     log.info("serving the page at http://%s:%d/ and the REST API at http://%s:%d/v1", host, port, host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+                http=bounded_protocol(header_timeout_s, max_connections), timeout_keep_alive=KEEP_ALIVE_S,
+                h11_max_incomplete_event_size=MAX_HEADER_BYTES)
