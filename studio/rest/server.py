@@ -19,6 +19,7 @@ from studio.rest.auth import page_login
 from studio.rest.body_limit import BodyLimit, body_limit_bytes
 from studio.rest.connections import bounded_protocol
 from studio.rest.errors import install_error_handlers
+from studio.rest.guard import KeyGuard, gradio_session_check
 from studio.rest.routes import add_health_route, build_router
 from studio.rest.voices import VoiceCatalog, voice_source
 
@@ -55,6 +56,9 @@ def create_app(backend: Backend, demo: gr.Blocks, launch_options: dict[str, Any]
     # gradio 6.31 checks that a file an API caller names was uploaded (not any path on the server)
     # only once the Blocks "has launched", which mount_gradio_app never sets: set it as launch() does.
     demo.has_launched = True
+    if api_key is not None:  # Gradio's cancel route checks no login; wrong keys are slowed per client
+        gradio_app = next(route.app for route in app.routes if getattr(route, "path", None) == "")
+        app.add_middleware(KeyGuard, key=api_key, session_valid=gradio_session_check(gradio_app))
     return app
 
 
