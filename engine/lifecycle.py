@@ -31,8 +31,6 @@ from engine.states import EngineState, check_transition
 
 log = logging.getLogger(__name__)
 
-MAX_ERROR_CHARS = 200  # last_error is cut here: it is shown on the page and in /status
-
 ProgressFn = Callable[[float, str], None]
 COUNTERS = ("loads", "unloads", "fallbacks", "served", "failed", "refused")
 
@@ -119,8 +117,8 @@ class Lifecycle:
         """Add one to ``counter`` (one of :data:`COUNTERS`); ``error`` becomes ``last_error``."""
         with self.cond:
             self.counters[counter] += 1
-            if error is not None:  # never a user's whole text (an exception may quote its input)
-                self.last_error = error if len(error) <= MAX_ERROR_CHARS else error[:MAX_ERROR_CHARS] + "..."
+            if error is not None:
+                self.last_error = error
 
     # ------------------------------------------------------------------ the waiting line
 

@@ -19,7 +19,7 @@ from studio.rest.auth import page_login
 from studio.rest.body_limit import BodyLimit, body_limit_bytes
 from studio.rest.connections import bounded_protocol
 from studio.rest.errors import install_error_handlers
-from studio.rest import uploads
+from studio.rest import gradio_errors, uploads
 from studio.rest.guard import KeyGuard, gradio_session_check
 from studio.rest.routes import add_health_route, build_router
 from studio.rest.voices import VoiceCatalog, voice_source
@@ -52,6 +52,7 @@ def create_app(backend: Backend, demo: gr.Blocks, launch_options: dict[str, Any]
     app.include_router(build_router(backend, lambda: VoiceCatalog(voice_source(), default_voice), api_key))
     options = dict(launch_options)
     uploads.install()  # a form field with no filename: a 400 with a message, not Gradio's bare 500
+    gradio_errors.install()  # Gradio's own refusals carry a message to API clients, not {"error": null}
     use_threads(demo, options.pop("max_threads"))
     # ssr_mode=False: the page is served by this process, as launch() did by default (no Node proxy in front)
     app = gr.mount_gradio_app(app, demo, path="/", auth=page_login(api_key), ssr_mode=False, **options)

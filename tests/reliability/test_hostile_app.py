@@ -180,3 +180,17 @@ def test_slowloris_connections_are_closed_and_health_answers(shared_app, figures
     figures.count("hostile_inputs", "refused_cleanly")
     assert shared_app.alive() and health_s(shared_app) < HEALTH_S
     figures.count("hostile_inputs", "server_still_up")
+
+
+def test_gradio_refusals_carry_a_message(shared_app, figures):
+    """A file the caller did not upload was refused with {"error": null}; now the refusal says why."""
+    from . import rawapi
+
+    figures.count("hostile_inputs", "tried")
+    kind, value = rawapi.call(shared_app.url, "synthesize", [rawapi.file_data("/etc/passwd"), "Hi.", "Hello.", 4, 1.0,
+                                                              0.15, False, 1])
+    assert kind == "error" and isinstance(value, dict), (kind, value)
+    assert "only name files uploaded to this server" in value["error"], value
+    figures.count("hostile_inputs", "refused_cleanly")
+    assert health_s(shared_app) < HEALTH_S
+    figures.count("hostile_inputs", "server_still_up")
