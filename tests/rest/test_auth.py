@@ -108,4 +108,7 @@ def test_wrong_keys_are_slowed_to_429_per_client(rest_app):
         urllib.request.urlopen(request, timeout=30)
     assert caught.value.code == 429 and int(caught.value.headers["Retry-After"]) >= 1
     assert "Too many wrong keys" in json.loads(caught.value.read())["error"]["message"]
+    wrong_login = urllib.parse.urlencode({"username": "anyone", "password": "sk-wrong"}).encode()
+    code, headers, _ = post(rest_app, "login", wrong_login, {"Content-Type": "application/x-www-form-urlencoded"})
+    assert code == 429 and int(headers["Retry-After"]) >= 1  # the page's login is slowed alike
     assert status_of(rest_app, "healthz") == 200  # no credentials: never slowed
