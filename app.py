@@ -16,15 +16,16 @@ from engine.config import ConfigError
 from studio import page
 from studio.backend import get_backend
 from studio.rest import server
-from studio.settings import (SettingsError, api_key, default_voice, max_upload_mb, server_address,
-                             studio_settings)
+from studio.settings import (SettingsError, api_key, connection_limits, default_voice, max_upload_mb,
+                             server_address, studio_settings)
 
 log = logging.getLogger("f5_studio.app")  # not __name__: that is "__main__" under `python app.py`
 
 try:  # every setting is checked before anything starts; a bad one stops start-up with one line
     MAX_UPLOAD_MB = max_upload_mb()  # F5_MAX_UPLOAD_MB
-    studio_settings()  # F5_DATA_DIR, F5_MAX_VOICES, F5_MAX_CUES, F5_MAX_SCRIPT_LINES
+    studio_settings()  # F5_DATA_DIR, F5_MAX_VOICES, F5_MAX_CUES, F5_MAX_SCRIPT_LINES, F5_MAX_*_SECONDS
     HOST, PORT = server_address()  # GRADIO_SERVER_NAME, GRADIO_SERVER_PORT
+    CONNECTIONS = connection_limits()  # F5_HEADER_TIMEOUT_S, F5_MAX_CONNECTIONS
     API_KEY = api_key()  # F5_API_KEY (None: open)
     DEFAULT_VOICE = default_voice()  # F5_DEFAULT_VOICE
     backend = get_backend()  # reads and validates every F5_* engine setting
@@ -45,7 +46,7 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per internal HTTP call otherwise
     api = server.create_app(backend, demo, page.launch_options(backend, MAX_UPLOAD_MB), api_key=API_KEY,
                             default_voice=DEFAULT_VOICE)
-    server.serve(api, HOST, PORT)
+    server.serve(api, HOST, PORT, *CONNECTIONS)
 
 
 if __name__ == "__main__":

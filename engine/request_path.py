@@ -36,6 +36,14 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[float, str], None]
 
 
+MAX_ERROR_CHARS = 200  # an unexpected exception may quote the request: last_error keeps a short prefix
+
+
+def brief(text: str) -> str:
+    """``text`` cut to :data:`MAX_ERROR_CHARS` (last_error is shown on the page and in /status)."""
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + "..."
+
+
 class RequestPath:
     """Runs requests on the engine's lifecycle, residency and turn (see :mod:`engine.session`)."""
 
@@ -70,7 +78,7 @@ class RequestPath:
                 self.lifecycle.record("refused")
             else:
                 self.lifecycle.record("failed", str(exc) if isinstance(exc, EngineError)
-                                      else f"{type(exc).__name__}: {exc}")
+                                      else brief(f"{type(exc).__name__}: {exc}"))
             raise
         finally:
             if waiting:

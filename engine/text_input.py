@@ -78,11 +78,58 @@ def reference_for_model(ref_text: str) -> tuple[str, str]:
 
 
 def chunk_text(gen_text: str, ref_text: str, ref_seconds: float, speed: float) -> list[str]:
-    """Split the text into chunks the way f5_tts's ``infer_process`` sizes them."""
+    """Split the text into chunks the way f5_tts's ``infer_process`` sizes them (UTF-8 bytes per
+    chunk), then cut any chunk still over that budget: f5_tts cuts only at punctuation, so a long
+    text without any became one chunk too long for the model (a tensor-size error)."""
     from f5_tts.infer.utils_infer import chunk_text as f5_chunk_text
 
-    max_chars = int(len(ref_text.encode("utf-8")) / ref_seconds * (22 - ref_seconds) * speed)
-    return f5_chunk_text(gen_text, max_chars=max(max_chars, 1))
+    max_chars = max(int(len(ref_text.encode("utf-8")) / ref_seconds * (22 - ref_seconds) * speed), 1)
+    return [piece for chunk in f5_chunk_text(gen_text, max_chars=max_chars) for piece in split_to_fit(chunk, max_chars)]
+
+
+def _nbytes(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def split_to_fit(chunk: str, budget: int) -> list[str]:
+    """``chunk`` cut into pieces of at most ``budget`` UTF-8 bytes: at spaces, and a word longer
+    than the budget (CJK, digits, "aaaa...") between characters. Any script; order and text kept."""
+    if _nbytes(chunk) <= budget:
+        return [chunk]
+    pieces: list[str] = []
+    current = ""
+    for word in chunk.split(" "):
+        if not word:
+            continue
+        if _nbytes(word) > budget:
+            if current:
+                pieces.append(current)
+            parts = _split_word(word, budget)
+            pieces.extend(parts[:-1])
+            current = parts[-1]
+        elif current and _nbytes(current) + 1 + _nbytes(word) <= budget:
+            current += " " + word
+        else:
+            if current:
+                pieces.append(current)
+            current = word
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def _split_word(word: str, budget: int) -> list[str]:
+    parts: list[str] = []
+    current, size = [], 0
+    for ch in word:
+        width = _nbytes(ch)
+        if current and size + width > budget:
+            parts.append("".join(current))
+            current, size = [], 0
+        current.append(ch)
+        size += width
+    parts.append("".join(current))
+    return parts
 
 
 _CLAUSE_END = re.compile(r"(?<=[,;:.!?])\s+|(?<=[\u3002\uff0c\uff1b\uff1a\uff01\uff1f])\s*")

@@ -32,10 +32,12 @@ def prepare(script: Any, uploads: list[Upload]) -> tuple[list, dict]:
     library = get_library()
     uploaded = uploaded_references(uploads)
     settings = get_backend().settings
+    limits = studio_settings()
     items = parse_script(None if script is None else str(script), available_names(library, uploaded),
-                         max_lines=studio_settings().max_script_lines, max_text_chars=settings.max_text_chars,
-                         speed_range=tuple(settings.limits["speed"]))
-    references = resolve([item.speaker for item in items if isinstance(item, Turn)], library, uploaded)
+                         max_lines=limits.max_script_lines, max_text_chars=settings.max_text_chars,
+                         speed_range=tuple(settings.limits["speed"]), max_pause_total=limits.max_pause_seconds)
+    references = resolve([item.speaker for item in items if isinstance(item, Turn)], library, uploaded,
+                         hold=new_job_dir("dialogue-voices"))  # a voice deleted mid-run keeps its lines
     check_clips(references.values(), settings.max_ref_seconds)
     return items, references
 

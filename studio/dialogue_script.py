@@ -12,6 +12,11 @@
 
 Every problem (no speaker, an unknown voice, a line with nothing to say, a bad number, a line
 too long) is collected with its line number and raised together as one :class:`ScriptError`.
+
+Bounded before it is expanded: the script's size and line count (pause lines count too) are
+checked before any line is parsed, each line's length before its patterns run, and the pauses'
+total once parsed. The patterns are linear in the line (no two quantifiers that can take the
+same characters in turn); the speaker of 'Name: text' is found with ``str.partition``.
 """
 
 from __future__ import annotations
@@ -27,9 +32,9 @@ MAX_PAUSE_S = 10.0
 MAX_PROBLEMS_SHOWN = 10
 _PAUSE_LINE = re.compile(r"^\[\s*pause\b([^\]]*)\]$", re.IGNORECASE)
 _BRACKET_TURN = re.compile(r"^\[([^\[\]]+)\]\s*(.*)$")
-_COLON_TURN = re.compile(r"^([^\[\]:]+?)\s*:\s*(.*)$")
 _TAG = re.compile(r"\[([^\[\]]*)\]")
-_KEYWORD_TAG = re.compile(r"^\s*(speed|pause)\b\s*(.*?)\s*$", re.IGNORECASE)
+_KEYWORD_TAG = re.compile(r"^\s*(speed|pause)\b(.*)$", re.IGNORECASE | re.DOTALL)
+LINE_SLACK = 200  # characters a line may have beyond the text limit (name, tags)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,16 +70,29 @@ class ScriptError(InputError):
 
 
 def parse_script(text: str | None, voices: Iterable[str], *, max_lines: int, max_text_chars: int,
-                 speed_range: tuple[float, float]) -> list[Turn | Pause]:
+                 speed_range: tuple[float, float], max_pause_total: float = 300.0) -> list[Turn | Pause]:
     """The script's turns and pauses in order; :class:`ScriptError` naming every bad line.
 
-    ``voices`` are the names a turn may use (compared ignoring case)."""
+    ``voices`` are the names a turn may use (compared ignoring case); ``max_lines`` bounds the
+    spoken and pause lines together, ``max_pause_total`` the seconds of all pauses."""
+    text = text or ""
+    _check_size(text, max_lines, max_text_chars)
     known = {name_key(" ".join(v.split())): v for v in voices}
     items: list[Turn | Pause] = []
     problems: list[tuple[int, str]] = []
-    for number, raw in enumerate((text or "").splitlines(), 1):
+    counted = 0
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
+            continue
+        counted += 1
+        if counted > max_lines:
+            problems.append((0, f"The script has more than {max_lines} lines; the limit is {max_lines} "
+                                "(F5_MAX_SCRIPT_LINES; spoken and pause lines count). Please split it."))
+            break
+        if len(line) > max_text_chars + LINE_SLACK:
+            problems.append((number, f"the line is {len(line)} characters long; the limit is {max_text_chars} "
+                                     "(F5_MAX_TEXT_CHARS)."))
             continue
         pause = _PAUSE_LINE.match(line)
         if pause:
@@ -88,12 +106,33 @@ def parse_script(text: str | None, voices: Iterable[str], *, max_lines: int, max
     spoken = sum(isinstance(item, Turn) for item in items)
     if not problems and not spoken:
         problems.append((0, "The script is empty: write one line per turn, as 'Name: text' or '[Name] text'."))
-    if spoken > max_lines:
-        problems.append((0, f"The script has {spoken} spoken lines; the limit is {max_lines} "
-                            "(F5_MAX_SCRIPT_LINES). Please split it."))
+    paused = sum(item.seconds if isinstance(item, Pause) else item.pause_after for item in items)
+    if paused > max_pause_total:
+        problems.append((0, f"The script's pauses add up to {paused:g} s; the limit is {max_pause_total:g} s "
+                            "(F5_MAX_PAUSE_SECONDS). Please shorten them."))
     if problems:
         raise ScriptError(problems)
     return items
+
+
+def _check_size(text: str, max_lines: int, max_text_chars: int) -> None:
+    """Refuse a script too big to be ``max_lines`` lines of ``max_text_chars`` before reading it."""
+    limit = max_lines * (max_text_chars + LINE_SLACK)
+    if len(text) > limit:
+        raise ScriptError([(0, f"The script is {len(text)} characters long; the limit is {limit} "
+                               "(F5_MAX_SCRIPT_LINES lines of F5_MAX_TEXT_CHARS). Please split it.")])
+    if text.count("\n") > 10 * max_lines + 100:  # blank and comment lines are cheap, but not free
+        raise ScriptError([(0, f"The script has {text.count(chr(10)) + 1} lines; the limit is {10 * max_lines + 100} "
+                               "(ten times F5_MAX_SCRIPT_LINES, blank lines included). Please split it.")])
+
+
+def _colon_turn(line: str) -> tuple[str, str] | None:
+    """``('Name', 'text')`` of 'Name: text' (the name: before the first colon, no brackets)."""
+    head, sep, body = line.partition(":")
+    head = head.rstrip()
+    if not sep or not head or "[" in head or "]" in head:
+        return None
+    return head, body.lstrip()
 
 
 def _turn(line: str, number: int, known: dict[str, str], max_text_chars: int, speed_range: tuple[float, float],
@@ -102,11 +141,11 @@ def _turn(line: str, number: int, known: dict[str, str], max_text_chars: int, sp
     if match and _KEYWORD_TAG.match(match.group(1)):
         problems.append((number, f"start the line with the speaker's name, e.g. 'Alice: {line}'."))
         return None
-    match = match or _COLON_TURN.match(line)
-    if not match:
+    parts = match.groups() if match else _colon_turn(line)
+    if not parts:
         problems.append((number, "no speaker. Write 'Name: text' or '[Name] text'."))
         return None
-    speaker, body = " ".join(match.group(1).split()), match.group(2)
+    speaker, body = " ".join(parts[0].split()), parts[1]
     before = len(problems)
     if name_key(speaker) not in known:
         names = ", ".join(sorted(known.values(), key=name_key)[:8]) or "none yet"

@@ -25,6 +25,7 @@ from studio.voice_names import name_key
 
 log = logging.getLogger(__name__)
 
+MAX_VOICE_MAP_CHARS = 65_536  # speaker_voices text: far more than any real list of speakers
 SPEAKER_SLOTS = 6  # speakers the tab offers a voice list for (others use the voice for all)
 
 
@@ -37,8 +38,9 @@ def read_cues(path: Any) -> list[Cue]:
     except OSError:
         raise InputError("The subtitle file could not be read; please upload it again.") from None
     settings = get_backend().settings
-    return parse_subtitles(decode(data), max_cues=studio_settings().max_cues, max_text_chars=settings.max_text_chars,
-                           filename=str(path))
+    limits = studio_settings()
+    return parse_subtitles(decode(data), max_cues=limits.max_cues, max_text_chars=settings.max_text_chars,
+                           filename=str(path), max_track_s=limits.max_track_seconds)
 
 
 def parse_voice_map(text: Any) -> dict[str, str]:
@@ -46,7 +48,12 @@ def parse_voice_map(text: Any) -> dict[str, str]:
     raw = str(text or "").strip()
     if not raw:
         return {}
+    if len(raw) > MAX_VOICE_MAP_CHARS:
+        raise InputError(f"speaker_voices is {len(raw)} characters long; the limit is {MAX_VOICE_MAP_CHARS}.")
     if raw.startswith("{"):
+        if json_depth(raw) > 1:
+            raise InputError("speaker_voices must be one flat JSON object of speaker names to voice names "
+                             "(nothing nested).")
         try:
             data = json.loads(raw)
         except ValueError as error:
@@ -64,6 +71,23 @@ def parse_voice_map(text: Any) -> dict[str, str]:
         if voice.strip():
             mapping[speaker.strip()] = voice.strip()
     return mapping
+
+
+def json_depth(raw: str) -> int:
+    """The deepest nesting of ``{``/``[`` in JSON text (outside strings), found without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in raw:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "}]":
+            depth -= 1
+    return deepest
 
 
 def assign_voices(cues: list[Cue], mapping: dict[str, str], default_voice: str | None) -> dict[int, str]:

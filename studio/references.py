@@ -4,6 +4,7 @@ tab, each checked (clip and transcript) before any line or cue is generated."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 from typing import Iterable
 
@@ -60,8 +61,12 @@ def available_names(library: VoiceLibrary, uploads: dict[str, Reference]) -> lis
     return list(names.values())
 
 
-def resolve(names: Iterable[str], library: VoiceLibrary, uploads: dict[str, Reference]) -> dict[str, Reference]:
-    """A :class:`Reference` per distinct name (by name key): an upload, else a usable library voice."""
+def resolve(names: Iterable[str], library: VoiceLibrary, uploads: dict[str, Reference],
+            hold: Path | None = None) -> dict[str, Reference]:
+    """A :class:`Reference` per distinct name (by name key): an upload, else a usable library voice.
+
+    With ``hold`` (a folder of this job), a library voice's clip is copied there once, so a voice
+    deleted or replaced while the job runs does not take its finished lines with it."""
     found: dict[str, Reference] = {}
     for name in names:
         key = name_key(" ".join(name.split()))
@@ -71,7 +76,12 @@ def resolve(names: Iterable[str], library: VoiceLibrary, uploads: dict[str, Refe
             found[key] = uploads[key]
             continue
         entry = library.usable(name)  # VoiceNotFound / a missing or damaged clip: says which
-        found[key] = Reference(entry.name, entry.clip_path, entry.ref_text)
+        clip_path = Path(entry.clip_path)
+        if hold is not None:
+            held = hold / f"{len(found):03d}{clip_path.suffix}"
+            shutil.copyfile(clip_path, held)
+            clip_path = held
+        found[key] = Reference(entry.name, clip_path, entry.ref_text)
     return found
 
 

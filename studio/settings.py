@@ -16,10 +16,14 @@ APP_ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_DATA_DIR": ("./data", "Where the voice library is kept (an SQLite index and WAV clips under `voices/`); relative to the working directory. On a Hugging Face Space with persistent storage use `/data`."),
     "F5_MAX_VOICES": ("200", "Most voices the library may hold (the bundled example voices do not count)."),
     "F5_MAX_CUES": ("500", "Most cues a subtitle file may have for dubbing."),
-    "F5_MAX_SCRIPT_LINES": ("200", "Most spoken lines a dialogue script may have."),
+    "F5_MAX_SCRIPT_LINES": ("200", "Most lines a dialogue script may have: spoken lines and `[pause]` lines each count (the script's size is capped at this many lines of F5_MAX_TEXT_CHARS)."),
+    "F5_MAX_PAUSE_SECONDS": ("300", "Most seconds of silence the `[pause]` tags of one dialogue script may add up to."),
+    "F5_MAX_TRACK_SECONDS": ("7200", "Longest subtitle track a dub may have, in seconds (the end of its last cue); later cue times are refused."),
     "F5_STUDIO_THREADS": ("", "Worker threads of the web server; empty = the larger of 40 and F5_MAX_QUEUE + 16, so every waiting request and the status panel fit."),
     "F5_API_KEY": ("", "Key that protects the server: the REST API wants `Authorization: Bearer KEY` and the page a login (any user name, the key as password). Empty: open to anyone who can reach the port (keep GRADIO_SERVER_NAME on 127.0.0.1)."),
     "F5_DEFAULT_VOICE": ("", "Voice that OpenAI's voice names (alloy, echo, nova, ...) get in the REST API; empty = the first voice in the list (`GET /v1/voices`)."),
+    "F5_HEADER_TIMEOUT_S": ("10", "Seconds a connection has to send its request headers (from opening, or from its last answer) before it is closed: connections that never finish their headers (slowloris) cannot pile up."),
+    "F5_MAX_CONNECTIONS": ("1000", "Most connections the server keeps open at once; more are closed at once (keep it under the process's open-file limit, `ulimit -n`)."),
     "GRADIO_SERVER_NAME": ("127.0.0.1", "Address the page and the REST API listen on (`0.0.0.0` to serve the network)."),
     "GRADIO_SERVER_PORT": ("7860", "Port the page and the REST API listen on."),
     "GRADIO_TEMP_DIR": ("", "Where uploads and results are kept (empty: the system temp folder + `/gradio`); the only folder besides assets/ the app serves files from. Files older than an hour are deleted."),
@@ -82,6 +86,8 @@ class StudioSettings:
     max_voices: int  # F5_MAX_VOICES
     max_cues: int  # F5_MAX_CUES
     max_script_lines: int  # F5_MAX_SCRIPT_LINES
+    max_pause_seconds: int = 300  # F5_MAX_PAUSE_SECONDS
+    max_track_seconds: int = 7200  # F5_MAX_TRACK_SECONDS
 
 
 def _positive_int(env: dict[str, str] | os._Environ, name: str) -> int:
@@ -96,7 +102,8 @@ def _positive_int(env: dict[str, str] | os._Environ, name: str) -> int:
 
 
 def studio_settings(environ: dict[str, str] | None = None) -> StudioSettings:
-    """F5_DATA_DIR, F5_MAX_VOICES, F5_MAX_CUES and F5_MAX_SCRIPT_LINES, checked."""
+    """F5_DATA_DIR, F5_MAX_VOICES, F5_MAX_CUES, F5_MAX_SCRIPT_LINES, F5_MAX_PAUSE_SECONDS and
+    F5_MAX_TRACK_SECONDS, checked."""
     env = os.environ if environ is None else environ
     raw_dir = env.get("F5_DATA_DIR", "").strip() or APP_ENV_VARS["F5_DATA_DIR"][0]
     data_dir = Path(raw_dir).expanduser().resolve()
@@ -104,7 +111,9 @@ def studio_settings(environ: dict[str, str] | None = None) -> StudioSettings:
         raise SettingsError(f"F5_DATA_DIR={raw_dir!r} is not a folder")
     return StudioSettings(data_dir=data_dir, max_voices=_positive_int(env, "F5_MAX_VOICES"),
                           max_cues=_positive_int(env, "F5_MAX_CUES"),
-                          max_script_lines=_positive_int(env, "F5_MAX_SCRIPT_LINES"))
+                          max_script_lines=_positive_int(env, "F5_MAX_SCRIPT_LINES"),
+                          max_pause_seconds=_positive_int(env, "F5_MAX_PAUSE_SECONDS"),
+                          max_track_seconds=_positive_int(env, "F5_MAX_TRACK_SECONDS"))
 
 
 def api_key(environ: dict[str, str] | None = None) -> str | None:
@@ -122,6 +131,19 @@ def default_voice(environ: dict[str, str] | None = None) -> str:
     """``F5_DEFAULT_VOICE``: the voice OpenAI's voice names map to ("" = the first voice listed)."""
     env = os.environ if environ is None else environ
     return env.get("F5_DEFAULT_VOICE", "").strip()
+
+
+def connection_limits(environ: dict[str, str] | None = None) -> tuple[float, int]:
+    """``(F5_HEADER_TIMEOUT_S, F5_MAX_CONNECTIONS)``: how long headers may take, how many connections."""
+    env = os.environ if environ is None else environ
+    raw = env.get("F5_HEADER_TIMEOUT_S", "").strip() or APP_ENV_VARS["F5_HEADER_TIMEOUT_S"][0]
+    try:
+        timeout = float(raw)
+    except ValueError:
+        raise SettingsError(f"F5_HEADER_TIMEOUT_S={raw!r} is not a number") from None
+    if not 0.1 <= timeout <= 3600:
+        raise SettingsError(f"F5_HEADER_TIMEOUT_S={raw!r} must be from 0.1 to 3600 seconds")
+    return timeout, _positive_int(env, "F5_MAX_CONNECTIONS")
 
 
 def server_address(environ: dict[str, str] | None = None) -> tuple[str, int]:

@@ -9,6 +9,11 @@ A cue's speaker comes from a WebVTT voice span (``<v Alice>Hi``) or a ``Name:`` 
 (``Alice: Hi``); other markup (``<i>``, ``{\\an8}``) is removed. Every problem (a malformed block,
 a bad time, a cue with no text, overlapping cues, too many cues) is collected and raised as one
 :class:`SubtitleError` naming each line or cue.
+
+Bounded before it is expanded: the file's size and its number of timing lines are checked before
+it is parsed, hours past :data:`MAX_HOUR_DIGITS` digits are a bad time, and no cue may end after
+the track limit (F5_MAX_TRACK_SECONDS) so a single late cue cannot ask for hours of silence.
+The markup patterns never let one attempt run past the next ``<`` or ``{``, so they are linear.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ import re
 from engine.errors import InputError
 
 MAX_PROBLEMS_SHOWN = 10
-_VTT_TIME = re.compile(r"^(?:(\d{1,}):)?([0-5]\d):([0-5]\d)\.(\d{3})$")
+MAX_HOUR_DIGITS = 4
+CUE_SLACK = 300  # characters a cue may have beyond its text (number, timing line, markup)
+_VTT_TIME = re.compile(r"^(?:(\d{1,4}):)?([0-5]\d):([0-5]\d)\.(\d{3})$")
 _SRT_TIMING_LINE = re.compile(r"^\s*\d+:\d+:\d+[,.]\d+\s*-->")
-_VOICE = re.compile(r"<v(?:\.[^\s>]*)?\s+([^>]+)>", re.IGNORECASE)
-_MARKUP = re.compile(r"<[^>]*>|\{\\[^}]*\}")
+_VOICE = re.compile(r"<v(?:\.[^\s<>]*)?\s([^<>]+)>", re.IGNORECASE)
+_MARKUP = re.compile(r"<[^<>]*>|\{\\[^{}]*\}")
 _NAME_PREFIX = re.compile(r"^([^\W\d][^:\n]{0,39}?)\s*:\s+(\S.*)$", re.DOTALL)
 
 
@@ -82,13 +89,15 @@ def decode(data: bytes) -> str:
     return text
 
 
-def parse_subtitles(text: str, *, max_cues: int, max_text_chars: int, filename: str = "") -> list[Cue]:
+def parse_subtitles(text: str, *, max_cues: int, max_text_chars: int, filename: str = "",
+                    max_track_s: float = 7200.0) -> list[Cue]:
     """The file's cues (SRT or WebVTT, by its header or name), checked; :class:`SubtitleError` if not."""
+    _check_size(text, max_cues, max_text_chars)
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     is_vtt = text.startswith("WEBVTT") or filename.lower().endswith(".vtt")
     cues, problems = (_parse_vtt if is_vtt else _parse_srt)(text)
     if not problems:
-        problems = _check(cues, max_cues, max_text_chars)
+        problems = _check(cues, max_cues, max_text_chars, max_track_s)
     if problems:
         raise SubtitleError(problems)
     return cues
@@ -97,6 +106,17 @@ def parse_subtitles(text: str, *, max_cues: int, max_text_chars: int, filename: 
 def speakers(cues: list[Cue]) -> list[str]:
     """The distinct speakers in order of first appearance."""
     return list(dict.fromkeys(cue.speaker for cue in cues if cue.speaker))
+
+
+def _check_size(text: str, max_cues: int, max_text_chars: int) -> None:
+    """Refuse a file with more timing lines than cues allowed, or too big to hold them, unparsed."""
+    limit = max_cues * (max_text_chars + CUE_SLACK)
+    if len(text) > limit:
+        raise SubtitleError([f"The file is {len(text)} characters long; the limit is {limit} (F5_MAX_CUES cues of "
+                             "F5_MAX_TEXT_CHARS). Please split it."])
+    timings = text.count("-->")
+    if timings > max_cues:
+        raise SubtitleError([f"The file has {timings} cues; the limit is {max_cues} (F5_MAX_CUES). Please split it."])
 
 
 # ---------------------------------------------------------------------- SRT
@@ -108,11 +128,10 @@ def _parse_srt(text: str) -> tuple[list[Cue], list[str]]:
     try:
         subtitles = list(srt.parse(text))
     except srt.SRTParseError as error:
-        start = error.expected_start + len(text[error.expected_start:]) - len(text[error.expected_start:].lstrip())
-        line = text.count("\n", 0, start) + 1
-        shown = text[start:].split("\n", 1)[0][:60]
-        return [], [f"Line {line}: this is not a subtitle cue ({shown!r}). Each cue is a number, a "
-                    "'00:00:01,000 --> 00:00:02,500' line and its text, with a blank line between cues."]
+        return [], [_srt_problem(text, error)]
+    except (ValueError, OverflowError) as error:
+        return [], [f"A cue time is out of range ({str(error)[:80]}); write times as '01:02:03,456' "
+                    f"(at most {MAX_HOUR_DIGITS} hour digits)."]
     if not subtitles:
         return [], ["The file has no subtitle cues. Please upload an SRT or WebVTT file."]
     timing_lines = [n for n, line in enumerate(text.split("\n"), 1) if _SRT_TIMING_LINE.match(line)]
@@ -123,6 +142,14 @@ def _parse_srt(text: str) -> tuple[list[Cue], list[str]]:
         words, speaker = _words_and_speaker(subtitle.content)
         cues.append(Cue(number, line_no, subtitle.start.total_seconds(), subtitle.end.total_seconds(), words, speaker))
     return cues, []
+
+
+def _srt_problem(text: str, error) -> str:
+    start = error.expected_start + len(text[error.expected_start:]) - len(text[error.expected_start:].lstrip())
+    line = text.count("\n", 0, start) + 1
+    shown = text[start:].split("\n", 1)[0][:60]
+    return (f"Line {line}: this is not a subtitle cue ({shown!r}). Each cue is a number, a "
+            "'00:00:01,000 --> 00:00:02,500' line and its text, with a blank line between cues.")
 
 
 # ---------------------------------------------------------------------- WebVTT
@@ -149,7 +176,8 @@ def _parse_vtt(text: str) -> tuple[list[Cue], list[str]]:
         times = [_vtt_seconds(part) for part in timing.groups()] if timing else [None]
         if timing is None or None in times:
             problems.append(f"Line {line_no}: bad cue timing {block[offset].strip()[:60]!r}; write "
-                            "'00:00:01.000 --> 00:00:02.500' (hours optional, milliseconds with 3 digits).")
+                            "'00:00:01.000 --> 00:00:02.500' (hours optional, at most "
+                            f"{MAX_HOUR_DIGITS} digits; milliseconds with 3 digits).")
             continue
         payload = block[offset + 1:]
         if any("-->" in line for line in payload):
@@ -196,7 +224,7 @@ def _words_and_speaker(payload: str) -> tuple[str, str | None]:
     return words, speaker
 
 
-def _check(cues: list[Cue], max_cues: int, max_text_chars: int) -> list[str]:
+def _check(cues: list[Cue], max_cues: int, max_text_chars: int, max_track_s: float) -> list[str]:
     if not cues:
         return ["The file has no subtitle cues. Please upload an SRT or WebVTT file."]
     if len(cues) > max_cues:
@@ -205,6 +233,10 @@ def _check(cues: list[Cue], max_cues: int, max_text_chars: int) -> list[str]:
     previous: Cue | None = None
     for cue in cues:
         where = cue.where().capitalize()
+        if cue.end_s > max_track_s:
+            problems.append(f"{where} ends at {format_time(cue.end_s)}; a dub may be at most "
+                            f"{format_time(max_track_s)} long (F5_MAX_TRACK_SECONDS).")
+            break  # the cues after it are later still
         if cue.end_s <= cue.start_s:
             problems.append(f"{where} ends at {format_time(cue.end_s)}, not after it starts.")
         if not cue.text:

@@ -104,6 +104,8 @@ class Figures:
             "security": {},
             "cancellations": {},
             "load_failures": {},
+            # issue 19's hostile inputs: each tried one is refused cleanly or served, and the server stays up
+            "hostile_inputs": {"tried": 0, "refused_cleanly": 0, "served": 0, "server_still_up": 0},
         }
 
     def count(self, where: str, outcome: str, n: int = 1) -> None:
@@ -194,6 +196,9 @@ def pytest_terminal_summary(terminalreporter):
         f"faults injected and survived: {data['faults_survived_total']} {data['faults_survived']}",
         f"bad inputs tried: {data['bad_inputs_tried']}",
     ]
+    hostile = data["hostile_inputs"]
+    lines.append(f"hostile inputs: {hostile['tried']} tried, {hostile['refused_cleanly']} refused cleanly, "
+                 f"{hostile['served']} served, server still up after {hostile['server_still_up']}")
     for key, value in data["memory"].items():
         lines.append(f"memory {key}: {value}")
     for key, value in data["soak"].items():
@@ -305,10 +310,11 @@ def status(client) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def shared_app(model_dir, tmp_path_factory) -> Iterator[App]:
     """One app for the soak, cancel, bad-input and security modules: it unloads 0.2 s after each
-    request (so every test also exercises unload/reload), at most 8 requests may wait, 5 MB uploads."""
+    request (so every test also exercises unload/reload), at most 8 requests may wait, 5 MB uploads,
+    request headers within 2 s."""
     base = tmp_path_factory.mktemp("shared_app")
     with launch_app(base, model_dir, "shared", F5_IDLE_UNLOAD_S="0.2", F5_MAX_QUEUE="8",
-                    F5_MAX_UPLOAD_MB="5") as app:
+                    F5_MAX_UPLOAD_MB="5", F5_HEADER_TIMEOUT_S="2") as app:
         client = app.client()
         path, _, _ = synthesize(client, REF_WAV)  # warm up: the first request imports f5_tts's text tools
         assert_valid_audio(path)

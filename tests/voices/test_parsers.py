@@ -97,7 +97,7 @@ def test_an_empty_script_is_refused(text):
 
 def test_script_limits():
     too_many = "\n".join(f"Alice: line {i}" for i in range(4))
-    assert "4 spoken lines; the limit is 3 (F5_MAX_SCRIPT_LINES)" in problems(too_many, max_lines=3)[0][1]
+    assert "more than 3 lines; the limit is 3 (F5_MAX_SCRIPT_LINES" in problems(too_many, max_lines=3)[0][1]
     assert problems("Alice: " + "word " * 50, max_text_chars=100)[0] == (
         1, "the line is 249 characters long; the limit is 100.")
 
