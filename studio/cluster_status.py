@@ -14,6 +14,7 @@ import html
 from typing import Any
 
 from engine.config import EngineConfig
+from engine.errors import UnavailableError
 from engine.status import DeviceMemory, EngineStatus, FastModeStatus
 from studio import ui_format
 from studio.backend import WorkerStatus
@@ -84,6 +85,27 @@ def status_payload(backend: Any) -> dict[str, Any]:
                         **ui_format.public_status(EngineStatus.from_dict(beat["status"])).to_dict()}
                        for beat in cluster.beats]
     return data
+
+
+def health(backend: Any) -> tuple[dict[str, Any], bool]:
+    """``/healthz``'s JSON and whether the backend can serve. Local mode: the process serves (the
+    engine may be unloaded). Celery mode: the broker answers and at least one worker beats; if not,
+    ``problems`` says what is down. Never raises, never waits for the engine."""
+    cluster_of = getattr(backend, "cluster", None)
+    if cluster_of is None:
+        return {"status": "ok", "engine": backend.status().state}, True
+    try:
+        cluster = cluster_of()
+    except UnavailableError as error:
+        return {"status": "unavailable", "engine": "offline", "broker": "unreachable", "workers": 0,
+                "queue_length": None, "problems": [str(error)]}, False
+    body = {"status": "ok", "engine": cluster.aggregate(backend.config).state, "broker": "ok",
+            "workers": len(cluster.beats), "queue_length": cluster.queue_length}
+    if not cluster.beats:
+        from studio.celery_watch import NO_WORKER
+
+        body.update(status="unavailable", problems=[NO_WORKER])
+    return body, bool(cluster.beats)
 
 
 def panel_html(backend: Any) -> str:
