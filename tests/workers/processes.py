@@ -31,9 +31,12 @@ CELERY_ENV = {"F5_HEARTBEAT_S": "1", "F5_BROKER_VISIBILITY_TIMEOUT": "4", "F5_TA
 
 
 class RedisServer:
-    """``redis-server`` on 127.0.0.1 and a free port, no persistence, its own folder."""
+    """``redis-server`` on 127.0.0.1 and a free port, its own folder; no persistence, or with
+    ``appendonly=True`` an append-only file synced at every write (set it between restarts to
+    choose whether the next start finds the data)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, appendonly: bool = False):
+        self.appendonly = appendonly
         if not Path(REDIS_SERVER).exists():
             if os.environ.get("CI"):
                 pytest.fail(f"{REDIS_SERVER} is missing: apt-get install -y redis-server")
@@ -48,7 +51,8 @@ class RedisServer:
         """Start the server and wait until it answers PING."""
         log = open(self.folder / "redis.log", "ab")
         self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
              "--dir", str(self.folder), "--protected-mode", "yes"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
@@ -65,6 +69,13 @@ class RedisServer:
         """Stop the server (its data is gone: no persistence)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
+            self.process.wait(timeout=20)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: what was not in the append-only file is gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
             self.process.wait(timeout=20)
         self.process = None
 
