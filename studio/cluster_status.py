@@ -3,8 +3,9 @@
 With the local backend both are exactly one engine's (``EngineStatus.to_dict()`` and its cards).
 With a backend that has several workers (Celery mode: it has a ``cluster()``), the top level is
 all workers summed up as one engine, and the JSON adds ``queue_length`` (requests waiting in the
-broker) and ``workers`` (each worker's own status, its ``name``, its ``task`` and how many
-seconds ago it reported); the panel adds a card per worker and one for the queue.
+broker) and ``workers`` (each worker's own status, its ``name``, its ``task``, its process's
+``rss_mb`` and how many seconds ago it reported); the panel shows each worker's device and memory
+(from its heartbeat, not the front-end's), a card per worker and one for the queue.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def status_payload(backend: Any) -> dict[str, Any]:
     cluster = cluster_of()
     data = ui_format.public_status(cluster.aggregate(backend.config)).to_dict()
     data["queue_length"] = cluster.queue_length
-    data["workers"] = [{"name": str(beat["name"]), "task": beat.get("task"),
+    data["workers"] = [{"name": str(beat["name"]), "task": beat.get("task"), "rss_mb": beat.get("rss_mb"),
                         "seen_s_ago": round(max(0.0, cluster.now - float(beat.get("at", cluster.now))), 1),
                         **ui_format.public_status(EngineStatus.from_dict(beat["status"])).to_dict()}
                        for beat in cluster.beats]
@@ -114,16 +115,30 @@ def panel_html(backend: Any) -> str:
     if cluster_of is None:
         return ui_format.status_html(ui_format.public_status(backend.status()))
     cluster = cluster_of()
-    summary = ui_format.status_html(ui_format.public_status(cluster.aggregate(backend.config)))
+    memories = [f"{beat['name']}: {worker_memory(beat)}" for beat in cluster.beats]
+    summary = ui_format.status_html(ui_format.public_status(cluster.aggregate(backend.config)),
+                                    memory="; ".join(memories) or "no worker")
     cards = [_card("Queue", f"{cluster.queue_length} request(s) waiting for a worker")]
-    for worker in cluster.workers():
+    for worker, beat in zip(cluster.workers(), cluster.beats):
         s = worker.status
-        text = (f"{s.state} · {s.placed_on or s.device} · {s.running} running · {s.served} served · "
+        text = (f"{s.state} · {worker_memory(beat)} · {s.running} running · {s.served} served · "
                 f"{s.failed} failed · {s.fallbacks} fallbacks")
         cards.append(_card(f"Worker {worker.name}", text, f" state-{s.state}"))
     if not cluster.beats:
         cards.append(_card("Workers", "none connected", " has-error"))
     return summary + f'<div class="engine-status engine-workers">{"".join(cards)}</div>'
+
+
+def worker_memory(beat: dict[str, Any]) -> str:
+    """A worker's device and memory, from its heartbeat: the accelerator's allocated / reserved
+    memory when it has one, else the worker process's resident memory."""
+    status = EngineStatus.from_dict(beat["status"])
+    device = status.placed_on or status.device
+    if status.memory is not None:
+        return (f"{device} · {status.memory.allocated_mb:,.0f} MB allocated / "
+                f"{status.memory.reserved_mb:,.0f} MB reserved")
+    rss = beat.get("rss_mb")
+    return f"{device} · {rss:,.0f} MB RAM" if isinstance(rss, (int, float)) else f"{device} · memory n/a"
 
 
 def _card(label: str, value: str, css: str = "") -> str:

@@ -314,3 +314,24 @@ def test_repeated_warnings_are_written_once_per_period_with_a_count(caplog):
     assert lines == ["the broker is unreachable; retrying",
                      "the broker is unreachable; retrying (39 more like this in the last 10 s not logged)",
                      "another kind"]
+
+
+def test_the_panel_shows_each_workers_memory_and_device_from_its_heartbeat():
+    from engine.status import DeviceMemory
+
+    gpu = dataclasses.replace(engine_status(state="ready", device="cuda"),
+                              memory=DeviceMemory(allocated_mb=1500.0, reserved_mb=2048.0))
+    beats = [{"name": "gpu0@a", "at": 100.0, "rss_mb": 3100.0, "status": gpu.to_dict()},
+             {"name": "cpu1@b", "at": 100.0, "rss_mb": 812.4, "status": engine_status(state="ready").to_dict()}]
+
+    class TwoWorkers:
+        config = frontend_engine_config({})
+
+        def cluster(self):
+            return cluster_status.Cluster(beats, queue_length=0, now=101.0)
+
+    panel = cluster_status.panel_html(TwoWorkers())
+    assert "gpu0@a: cuda · 1,500 MB allocated / 2,048 MB reserved" in panel
+    assert "cpu1@b: cpu · 812 MB RAM" in panel
+    assert "app process" not in panel  # not the front-end's own memory
+    assert [w["rss_mb"] for w in cluster_status.status_payload(TwoWorkers())["workers"]] == [3100.0, 812.4]

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from engine.worker_config import WorkerSettings
+from studio import cluster_status
 from studio.celery_backend import CeleryBackend, frontend_engine_config
 from tests.app_process import ARTIFACTS
 from tests.workers.processes import RedisServer, WorkerProcess
@@ -143,6 +144,10 @@ def _wait(condition, timeout_s: float = 30.0) -> None:
 
 def test_a_broker_blip_during_chunk_writes_is_ridden_out(rig):
     server, workers, backend, clean = rig
+    for worker in workers.values():  # the panel's memory card reads each worker's own memory and device
+        beat = worker.heartbeat(server.client())
+        assert beat["rss_mb"] > 50 and beat["status"]["device"] == "cpu", beat
+        assert f"{beat['name']}: cpu · " in cluster_status.panel_html(backend)
     before = served_ids(workers)
     stream = Stream(backend)
     assert stream.first.wait(60) and stream.error is None
