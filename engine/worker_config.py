@@ -7,9 +7,10 @@ once, validates them, and turns them into the Celery settings both sides use:
 
 * JSON only (no pickle) for tasks and results;
 * ``acks_late`` + ``task_reject_on_worker_lost``: a request is acknowledged when it is done, so a
-  worker that dies mid-request leaves it in the broker, which gives it to another worker after the
-  visibility timeout (``F5_BROKER_VISIBILITY_TIMEOUT``; a prefork child that dies is requeued at
-  once). ``engine.worker_tasks`` makes sure such a request runs to completion once;
+  worker that dies mid-request leaves it in the broker. The front-end sends it again as soon as
+  its claim lapses (``studio.celery_watch``); the visibility timeout
+  (``F5_BROKER_VISIBILITY_TIMEOUT``) is the backstop. ``engine.worker_tasks`` makes sure such a
+  request runs to completion once;
 * ``worker_prefetch_multiplier=1``: a worker takes the next request only when it is free, so the
   waiting requests stay in the broker's list, where their number is the queue length;
 * results and every key the protocol writes expire after ``F5_TASK_TIMEOUT``.

@@ -174,10 +174,14 @@ def test_settings_are_checked_with_one_line_each():
     base = {"F5_BROKER_URL": "redis://localhost:6379/0"}
     settings = WorkerSettings.from_env(base)
     assert settings.result_backend == base["F5_BROKER_URL"] and settings.liveness_ttl_s == 3 * settings.heartbeat_s
+    assert (settings.worker_grace_s, settings.broker_retry_s) == (5.0, 30.0)  # the documented defaults
+    assert WorkerSettings.from_env({**base, "F5_WORKER_GRACE_S": "0"}).worker_grace_s == 0  # 0: fail at once
     for env, words in [({}, "F5_BROKER_URL is empty"), ({"F5_BROKER_URL": "amqp://x"}, "must be a Redis URL"),
                        ({**base, "F5_BROKER_VISIBILITY_TIMEOUT": "900"}, "must be below F5_TASK_TIMEOUT"),
                        ({**base, "F5_TASK_TIMEOUT": "soon"}, "not a number"),
-                       ({**base, "F5_HEARTBEAT_S": "60"}, "F5_HEARTBEAT_S")]:
+                       ({**base, "F5_HEARTBEAT_S": "60"}, "F5_HEARTBEAT_S"),
+                       ({**base, "F5_WORKER_GRACE_S": "-1"}, "F5_WORKER_GRACE_S.*0 or more"),
+                       ({**base, "F5_BROKER_RETRY_S": "soon"}, "F5_BROKER_RETRY_S.*not a number")]:
         with pytest.raises(ConfigError, match=words):
             WorkerSettings.from_env(env)
     config = celery_config(settings)
