@@ -72,6 +72,20 @@ class RedisServer:
             self.process.wait(timeout=20)
         self.process = None
 
+    def persist(self) -> None:
+        """Turn the append-only file on in the running server (written from its data now), so the
+        next start finds this data and not a stale file from before a start without it."""
+        client = self.client()
+        client.config_set("appendonly", "yes")
+        deadline = time.monotonic() + 20
+        while True:
+            info = client.info("persistence")
+            if info["aof_enabled"] and not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+                break
+            assert time.monotonic() < deadline, "the append-only file was not written"
+            time.sleep(0.05)
+        self.appendonly = True
+
     def kill(self) -> None:
         """SIGKILL, as a crash: what was not in the append-only file is gone."""
         if self.process is not None and self.process.poll() is None:
@@ -145,6 +159,20 @@ class WorkerProcess:
             if raw:
                 return json.loads(raw)
         return None
+
+    def persist(self) -> None:
+        """Turn the append-only file on in the running server (written from its data now), so the
+        next start finds this data and not a stale file from before a start without it."""
+        client = self.client()
+        client.config_set("appendonly", "yes")
+        deadline = time.monotonic() + 20
+        while True:
+            info = client.info("persistence")
+            if info["aof_enabled"] and not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+                break
+            assert time.monotonic() < deadline, "the append-only file was not written"
+            time.sleep(0.05)
+        self.appendonly = True
 
     def kill(self) -> None:
         """SIGKILL: no clean-up, no acknowledgement, no goodbye."""
