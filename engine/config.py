@@ -39,8 +39,10 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_BROKER_URL": ("", "Celery mode (see Scaling out): Redis URL of the broker, e.g. `redis://redis:6379/0`; the same for the front-end and every worker. Chunks, heartbeats and request claims are kept there too."),
     "F5_RESULT_BACKEND": ("", "Celery mode: Redis URL of the result backend; empty = the broker's."),
     "F5_TASK_TIMEOUT": ("600", "Celery mode: the longest a request may take from being sent to its last chunk (waiting in line and a rerun after a lost worker included); then the user gets a message and the request is cancelled."),
-    "F5_BROKER_VISIBILITY_TIMEOUT": ("120", "Celery mode: seconds after which a request taken by a worker that vanished (killed, machine lost) goes to another worker; keep it above a normal request's run time and below F5_TASK_TIMEOUT."),
-    "F5_HEARTBEAT_S": ("2", "Celery mode: seconds between a worker's status reports; a worker silent for 3 of them counts as gone (the panel drops it, its request may be taken over)."),
+    "F5_BROKER_VISIBILITY_TIMEOUT": ("120", "Celery mode: seconds after which the broker itself gives a request whose worker vanished (killed, machine lost) to another worker; a backstop, as the waiting front-end sends it again within seconds of the worker's heartbeat stopping. Keep it above a normal request's run time and below F5_TASK_TIMEOUT."),
+    "F5_HEARTBEAT_S": ("2", "Celery mode: seconds between a worker's status reports; a worker silent for 3 of them counts as gone (the panel drops it, and the front-end sends its request to another worker at once)."),
+    "F5_WORKER_GRACE_S": ("5", "Celery mode: how long a request waits for a worker to start when none is connected (the user reads \"waiting for a worker to start\"); then it fails with a 503-class message. 0 = fail at once."),
+    "F5_BROKER_RETRY_S": ("30", "Celery mode: how long a worker keeps retrying a write to Redis (a chunk, the end of a request) across a broker restart, with backoff, before the request fails."),
 }
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")

@@ -28,3 +28,13 @@ class PlacementError(EngineError):
         self.paths = list(paths)
         shown = ", ".join(self.paths[:8]) + (f" (+{len(self.paths) - 8} more)" if len(self.paths) > 8 else "")
         super().__init__(f"{len(self.paths)} tensor(s) not on {device}: {shown}")
+
+
+class UnavailableError(EngineError):
+    """The service cannot take this request now, for a reason outside the request (no worker is
+    running, the broker cannot be reached, no worker finished in time). Try again later; the API
+    answers 503 with ``Retry-After``."""
+
+    def __init__(self, message: str, retry_after_s: int = 10):
+        super().__init__(message)
+        self.retry_after_s = int(retry_after_s)

@@ -7,9 +7,10 @@ once, validates them, and turns them into the Celery settings both sides use:
 
 * JSON only (no pickle) for tasks and results;
 * ``acks_late`` + ``task_reject_on_worker_lost``: a request is acknowledged when it is done, so a
-  worker that dies mid-request leaves it in the broker, which gives it to another worker after the
-  visibility timeout (``F5_BROKER_VISIBILITY_TIMEOUT``; a prefork child that dies is requeued at
-  once). ``engine.worker_tasks`` makes sure such a request runs to completion once;
+  worker that dies mid-request leaves it in the broker. The front-end sends it again as soon as
+  its claim lapses (``studio.celery_watch``); the visibility timeout
+  (``F5_BROKER_VISIBILITY_TIMEOUT``) is the backstop. ``engine.worker_tasks`` makes sure such a
+  request runs to completion once;
 * ``worker_prefetch_multiplier=1``: a worker takes the next request only when it is free, so the
   waiting requests stay in the broker's list, where their number is the queue length;
 * results and every key the protocol writes expire after ``F5_TASK_TIMEOUT``.
@@ -40,11 +41,20 @@ class WorkerSettings:
     task_timeout_s: float
     visibility_timeout_s: float
     heartbeat_s: float
+    worker_grace_s: float = 5.0
+    broker_retry_s: float = 30.0
 
     @property
     def liveness_ttl_s(self) -> float:
         """How long a heartbeat (and a worker's claim on a request) lasts without renewal."""
         return HEARTBEATS_MISSED * self.heartbeat_s
+
+    @property
+    def vanish_grace_s(self) -> float:
+        """How long the front-end lets its request be neither queued, claimed nor done before it
+        sends it again: two heartbeats, time for a live worker to take its claim back after a
+        broker restart."""
+        return 2 * self.heartbeat_s
 
     @property
     def key_ttl_s(self) -> int:
@@ -55,7 +65,8 @@ class WorkerSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "WorkerSettings":
         """Read and validate ``F5_BROKER_URL``, ``F5_RESULT_BACKEND``, ``F5_TASK_TIMEOUT``,
-        ``F5_BROKER_VISIBILITY_TIMEOUT`` and ``F5_HEARTBEAT_S``; raises :class:`ConfigError`."""
+        ``F5_BROKER_VISIBILITY_TIMEOUT``, ``F5_HEARTBEAT_S``, ``F5_WORKER_GRACE_S`` and
+        ``F5_BROKER_RETRY_S``; raises :class:`ConfigError`."""
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str:
@@ -73,6 +84,8 @@ class WorkerSettings:
         task_timeout = _seconds("F5_TASK_TIMEOUT", get("F5_TASK_TIMEOUT"))
         visibility = _seconds("F5_BROKER_VISIBILITY_TIMEOUT", get("F5_BROKER_VISIBILITY_TIMEOUT"))
         heartbeat = _seconds("F5_HEARTBEAT_S", get("F5_HEARTBEAT_S"))
+        grace = _seconds("F5_WORKER_GRACE_S", get("F5_WORKER_GRACE_S"), allow_zero=True)
+        retry = _seconds("F5_BROKER_RETRY_S", get("F5_BROKER_RETRY_S"), allow_zero=True)
         if visibility >= task_timeout:
             raise ConfigError(f"F5_BROKER_VISIBILITY_TIMEOUT={visibility:g} must be below F5_TASK_TIMEOUT="
                               f"{task_timeout:g}, or a request whose worker died could not be rerun in time")
@@ -80,7 +93,8 @@ class WorkerSettings:
             raise ConfigError(f"F5_HEARTBEAT_S={heartbeat:g} must be below F5_BROKER_VISIBILITY_TIMEOUT / "
                               f"{HEARTBEATS_MISSED} ({visibility / HEARTBEATS_MISSED:g})")
         return cls(broker_url=broker, result_backend=backend, task_timeout_s=task_timeout,
-                   visibility_timeout_s=visibility, heartbeat_s=heartbeat)
+                   visibility_timeout_s=visibility, heartbeat_s=heartbeat, worker_grace_s=grace,
+                   broker_retry_s=retry)
 
 
 def celery_config(settings: WorkerSettings, result_backend: str | None = None) -> dict[str, Any]:
@@ -102,7 +116,10 @@ def celery_config(settings: WorkerSettings, result_backend: str | None = None) -
         "task_track_started": False,  # the task reports its own states (PROGRESS) once it owns the request
         "worker_prefetch_multiplier": 1,
         "worker_direct": True,  # each worker also reads its own queue: load / unload / status reach it
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # A broker restart must not stop the requests a worker runs: they carry on (their claims
+        # and chunk writes ride out the outage, see engine.worker_tasks) and their unacknowledged
+        # copy is a duplicate that the done mark turns away.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_send_task_events": False,
         "result_expires": settings.key_ttl_s,
         "result_backend_always_retry": True,  # a broker restart does not lose a finished result
@@ -120,11 +137,11 @@ def celery_config(settings: WorkerSettings, result_backend: str | None = None) -
     }
 
 
-def _seconds(name: str, raw: str) -> float:
+def _seconds(name: str, raw: str, allow_zero: bool = False) -> float:
     try:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
-    if not value > 0 or value != value:
-        raise ConfigError(f"{name}={raw!r} must be more than 0")
+    if value != value or value in (float("inf"),) or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name}={raw!r} must be {'0 or more' if allow_zero else 'more than 0'}")
     return value

@@ -23,15 +23,19 @@ import os
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import redis
 from redis.exceptions import LockError, RedisError
 
 from engine import worker_protocol as protocol
+from engine.log_limit import RateLimited
 from engine.worker_config import WorkerSettings
 
 log = logging.getLogger(__name__)
+_outage = RateLimited(log)  # one warning per 10 s per kind while Redis is away, with a count
+T = TypeVar("T")
+RETRY_FIRST_S, RETRY_MAX_S = 0.1, 2.0  # backoff of a write retried across a broker restart
 
 
 class WorkerRuntime:
@@ -44,7 +48,7 @@ class WorkerRuntime:
                                           health_check_interval=30)
         self.started_at = time.time()
         self._lock = threading.Lock()
-        self._claims: dict[str, Any] = {}  # task id -> the redis-py Lock of each running request
+        self._claims: dict[str, tuple[Any, int]] = {}  # task id -> (its redis-py Lock, attempt), running now
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -59,12 +63,41 @@ class WorkerRuntime:
 
     # ------------------------------------------------------------------ the running request
 
-    def hold(self, task_id: str, claim: Any) -> None:
+    def hold(self, task_id: str, claim: Any, attempt: int) -> None:
         """Record a request this worker now runs; the heartbeat renews its claim. A worker on the
         threads pool runs several at once (their chunks are batched by the engine)."""
         with self._lock:
-            self._claims[task_id] = claim
+            self._claims[task_id] = (claim, attempt)
         self.beat()
+
+    def retake(self, task_id: str, claim: Any, attempt: int) -> bool:
+        """The claim's key is gone (it expired while Redis was down, or a Redis without persistence
+        restarted): take it again with the same token unless another worker holds it now, and put
+        the attempt counter back if it was lost (a later takeover must count past this attempt).
+        Returns whether this worker holds the claim."""
+        if not claim.acquire(blocking=False, token=claim.local.token):
+            return False
+        ttl = self.settings.key_ttl_s
+        self.redis.set(protocol.attempt_key(task_id), attempt, nx=True, ex=ttl)
+        log.warning("request %s: the claim had lapsed with nobody else holding it (a broker restart); "
+                    "taken back, the request carries on", task_id)
+        return True
+
+    def retrying(self, what: str, call: Callable[[], T]) -> T:
+        """``call()``, retried with backoff across a broker outage for up to ``F5_BROKER_RETRY_S``;
+        the last ``RedisError`` is raised after that."""
+        deadline = time.monotonic() + self.settings.broker_retry_s
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                return call()
+            except RedisError as error:
+                if time.monotonic() + delay > deadline:
+                    raise
+                _outage.warning(what, "%s: the broker is unreachable (%s: %s); retrying for up to %g s", what,
+                                type(error).__name__, error, self.settings.broker_retry_s)
+                time.sleep(delay)
+                delay = min(RETRY_MAX_S, delay * 2)
 
     def drop(self, task_id: str) -> None:
         """That request has ended (or was given up)."""
@@ -102,22 +135,32 @@ class WorkerRuntime:
         with self._lock:
             claims = dict(self._claims)
         try:
-            for task_id, claim in claims.items():
+            for task_id, (claim, attempt) in claims.items():
                 try:
                     claim.reacquire()
                 except LockError:
-                    log.warning("lost the claim on request %s (another worker took it over)", task_id)
+                    if not self.retake(task_id, claim, attempt):
+                        log.warning("lost the claim on request %s (another worker took it over)", task_id)
             tasks = list(claims)
             payload = {"name": self.name, "host": socket.gethostname(), "pid": os.getpid(), "at": time.time(),
                        "started_at": self.started_at, "task": tasks[0] if tasks else None, "tasks": tasks,
-                       "status": self.engine().status().to_dict()}
+                       "rss_mb": process_rss_mb(), "status": self.engine().status().to_dict()}
             self.redis.set(protocol.worker_key(self.name), json.dumps(payload),
                            px=int(self.settings.liveness_ttl_s * 1000))
         except RedisError as error:
-            log.warning("heartbeat not written (%s: %s); retrying in %g s", type(error).__name__, error,
-                        self.settings.heartbeat_s)
+            _outage.warning("heartbeat", "heartbeat not written (%s: %s); retrying every %g s", type(error).__name__,
+                            error, self.settings.heartbeat_s)
         except Exception:  # never let the heartbeat die
             log.exception("heartbeat failed")
+
+
+def process_rss_mb() -> float | None:
+    """This worker process's resident memory in MB (Linux), for the panel's memory card."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            return round(int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024), 1)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 _runtime: WorkerRuntime | None = None

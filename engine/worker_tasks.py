@@ -13,7 +13,13 @@ redelivered while it still runs. The guard, per task id:
    drops what an abandoned attempt had sent. The front-end fixes the seed, so a rerun makes the
    same audio and the front-end skips the chunks it already played;
 4. between chunks: stop if the front-end cancelled, or if the claim was lost (another worker has
-   taken over after this one stalled for three heartbeats).
+   taken over after this one stalled for three heartbeats). A claim whose key is simply gone (it
+   expired while Redis was down, or Redis restarted without its data) is taken back and the
+   request carries on.
+
+Every Redis write of a running request (a chunk, the end mark) and every check is retried with
+backoff across a broker outage for up to ``F5_BROKER_RETRY_S``, so a Redis restart pauses a
+request instead of failing it.
 
 A device failure inside the engine is not this module's business: the engine reruns the request
 on the CPU itself, on this worker, and marks the result.
@@ -48,8 +54,8 @@ def run_synthesis(task: Any, runtime: WorkerRuntime, request: dict[str, Any]) ->
     """The body of the ``f5.synthesize`` task (``task`` is the bound Celery task)."""
     task_id = task.request.id
     claim = _claim(runtime, task_id)
-    attempt = _next_attempt(runtime, task_id)
-    runtime.hold(task_id, claim)
+    attempt = runtime.retrying(f"request {task_id}: counting the attempt", lambda: _next_attempt(runtime, task_id))
+    runtime.hold(task_id, claim, attempt)
     log.info("request %s: attempt %d on %s", task_id, attempt, runtime.name)
     path = None
     envelope: dict[str, Any] | None = None  # stays None when interrupted: the request may run again
@@ -69,10 +75,10 @@ def run_synthesis(task: Any, runtime: WorkerRuntime, request: dict[str, Any]) ->
             path.unlink(missing_ok=True)
         runtime.drop(task_id)
         if envelope is not None:
+            envelope.update(attempt=attempt, worker=runtime.name)
             _end(runtime, task_id, attempt, claim)
         else:  # claim lost, or the worker is shutting down mid-request: not done, leave it to others
             _release(claim, task_id)
-    envelope.update(attempt=attempt, worker=runtime.name)
     log.info("request %s: %s (attempt %d)", task_id, envelope["status"], attempt)
     return envelope
 
@@ -89,11 +95,12 @@ def _claim(runtime: WorkerRuntime, task_id: str):
     deadline = time.monotonic() + runtime.settings.task_timeout_s
     waited = False
     while True:
-        if r.exists(protocol.done_key(task_id), protocol.cancel_key(task_id)):
+        if runtime.retrying(f"request {task_id}: claiming it",
+                            lambda: r.exists(protocol.done_key(task_id), protocol.cancel_key(task_id))):
             log.info("request %s is done or cancelled: this delivery is %s", task_id,
                      "a duplicate" if waited else "dropped")
             raise Ignore()
-        if claim.acquire(blocking=False, token=token):
+        if runtime.retrying(f"request {task_id}: claiming it", lambda: claim.acquire(blocking=False, token=token)):
             return claim
         if time.monotonic() > deadline:
             log.warning("request %s: still claimed by another worker after %g s; dropped", task_id,
@@ -117,7 +124,8 @@ def _fetch_reference(runtime: WorkerRuntime, task_id: str, ref: dict[str, Any] |
     """The reference clip's bytes from Redis, in a private temp file (deleted after the request)."""
     if not ref:
         return None
-    data = runtime.redis.get(protocol.ref_key(str(ref["digest"])))
+    data = runtime.retrying(f"request {task_id}: reading its reference clip",
+                            lambda: runtime.redis.get(protocol.ref_key(str(ref["digest"]))))
     if data is None:
         raise InputError("The reference audio expired before a worker could use it; please send the request again.")
     _SCRATCH.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -152,10 +160,10 @@ def _synthesize(task: Any, runtime: WorkerRuntime, request: dict[str, Any], path
             if chunk.result is not None:
                 result = chunk.result
             if stream:
-                with r.pipeline() as pipe:
-                    pipe.rpush(events, json.dumps(protocol.chunk_event(chunk, attempt)))
-                    pipe.expire(events, runtime.settings.key_ttl_s).execute()
-            if result is None and _should_stop(runtime, task_id, claim):
+                event = json.dumps(protocol.chunk_event(chunk, attempt))
+                runtime.retrying(f"request {task_id}: writing a chunk", lambda: _push(r, events, event, runtime))
+            if result is None and runtime.retrying(f"request {task_id}: checking its claim",
+                                                   lambda: _should_stop(runtime, task_id, claim, attempt)):
                 return {"status": "cancelled"}
     finally:
         chunks.close()  # a cancelled request: the engine counts it in none of its counters
@@ -163,12 +171,18 @@ def _synthesize(task: Any, runtime: WorkerRuntime, request: dict[str, Any], path
     return {"status": "ok", "result": protocol.encode_result(result)}
 
 
-def _should_stop(runtime: WorkerRuntime, task_id: str, claim: Any) -> bool:
-    """Between chunks: True when the front-end cancelled; raises ``_ClaimLost`` when the claim is gone."""
+def _push(r: Any, events: str, event: str, runtime: WorkerRuntime) -> None:
+    with r.pipeline() as pipe:
+        pipe.rpush(events, event).expire(events, runtime.settings.key_ttl_s).execute()
+
+
+def _should_stop(runtime: WorkerRuntime, task_id: str, claim: Any, attempt: int) -> bool:
+    """Between chunks: True when the front-end cancelled; raises ``_ClaimLost`` when another worker
+    holds the claim now (a claim that merely lapsed is taken back)."""
     if runtime.redis.exists(protocol.cancel_key(task_id)):
         log.info("request %s cancelled by the front-end", task_id)
         return True
-    if not claim.owned():
+    if not claim.owned() and not runtime.retake(task_id, claim, attempt):
         log.warning("request %s: claim lost; another worker has taken it over", task_id)
         raise _ClaimLost()
     return False
@@ -178,10 +192,13 @@ def _end(runtime: WorkerRuntime, task_id: str, attempt: int, claim: Any) -> None
     """Mark the request done (duplicates will ignore it), wake the front-end, release the claim."""
     events = protocol.events_key(task_id)
     ttl = runtime.settings.key_ttl_s
-    try:
+    def mark() -> None:
         with runtime.redis.pipeline() as pipe:
             pipe.set(protocol.done_key(task_id), runtime.name, ex=ttl)
             pipe.rpush(events, json.dumps(protocol.end_event(attempt))).expire(events, ttl).execute()
+
+    try:
+        runtime.retrying(f"request {task_id}: marking it done", mark)
     except RedisError:
         log.exception("request %s: could not mark it done", task_id)
     _release(claim, task_id)

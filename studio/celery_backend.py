@@ -31,10 +31,11 @@ from typing import Any, Callable, Iterator, Mapping
 
 from celery import states
 from celery.utils import worker_direct
+from redis.exceptions import RedisError
 
 from engine import worker_protocol as protocol
 from engine.config import EngineConfig
-from engine.errors import ModelUnavailableError
+from engine.errors import ModelUnavailableError, UnavailableError
 from engine.options import DEFAULTS
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import EngineStatus
@@ -43,12 +44,11 @@ from studio import cluster_status
 from studio.backend import FrontendSettings, WorkerStatus
 from studio.celery_client import Broker, client_app
 from studio.celery_request import RemoteRequest, prepare
+from studio.celery_watch import NO_WORKER, UNREACHABLE
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, str], None]
-NO_WORKER = ("No GPU worker is connected to the broker right now. Start one with "
-             "`celery -A engine.worker worker --pool solo --concurrency 1` (see Scaling out in the README).")
 
 
 def frontend_engine_config(environ: Mapping[str, str] | None = None) -> EngineConfig:
@@ -99,8 +99,19 @@ class CeleryBackend:
     # ------------------------------------------------------------------ status
 
     def cluster(self) -> cluster_status.Cluster:
-        """The workers' heartbeats and the queue length, read now."""
-        return cluster_status.Cluster(self.broker.heartbeats(), self.broker.queue_length(), time.time())
+        """The workers' heartbeats and the queue length, read now; ``UnavailableError`` (the REST
+        API's 503) when the broker cannot be reached."""
+        try:
+            return cluster_status.Cluster(self.broker.heartbeats(), self.broker.queue_length(), time.time())
+        except RedisError:
+            raise UnavailableError(UNREACHABLE) from None
+
+    def live_workers(self) -> int:
+        """How many workers beat now; raises ``UnavailableError`` when the broker cannot be reached."""
+        try:
+            return len(self.broker.heartbeats())
+        except RedisError:
+            raise UnavailableError(UNREACHABLE) from None
 
     def status(self) -> EngineStatus:
         """Every worker's engine summed up as one status (the panel's cards, ``/status``'s top level)."""

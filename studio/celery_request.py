@@ -7,7 +7,13 @@ queue holds ``F5_MAX_QUEUE`` requests), and follows it: the place in the queue w
 the worker's progress states, the chunks from the request's event list (those of an abandoned
 attempt are dropped, and a rerun's chunks that were already played are skipped), and at last the
 task's result or the engine's error, rebuilt with its class and words. Closing the stream early
-(the user left) or passing ``F5_TASK_TIMEOUT`` cancels the request; every key it used is removed.
+(the user left) or passing ``F5_TASK_TIMEOUT`` cancels the request and takes it out of the queue;
+every key it used is removed.
+
+Fails fast, loses nothing (``studio.celery_watch``): with no worker alive it waits at most
+``F5_WORKER_GRACE_S``, then raises :class:`~engine.errors.UnavailableError` (503 in the REST API);
+a request that vanished from the broker (dead worker, Redis restarted empty) is sent again at
+once; chunks lost in a broker restart are made up from the result, so the stream stays whole.
 """
 
 from __future__ import annotations
@@ -29,31 +35,24 @@ from engine import worker_protocol as protocol
 from engine.asr import NO_ASR_MESSAGE
 from engine.audio_input import read_reference
 from engine.config import EngineConfig
-from engine.errors import BusyError, EngineError, InputError
+from engine.errors import BusyError, EngineError, InputError, UnavailableError
+from engine.log_limit import RateLimited
 from engine.options import DEFAULTS, validate_options
 from engine.results import StreamChunk
 from engine.text_input import clean_text
 from engine.worker_config import SYNTHESIZE_TASK
+from studio import celery_watch as watch
+from studio.celery_watch import LOST, NO_WORKER, NO_WORKER_RETRY_S, UNREACHABLE, WAITING_FOR_WORKER
+from studio.celery_watch import busy_message, timeout_message  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
+_outage = RateLimited(log)  # "the broker is unreachable" once per 10 s per process, not per request and poll
 
 ProgressFn = Callable[[float, str], None]
 POLL_S = 0.25  # longest wait on the event list between two looks at the task's state
 RESULT_GRACE_S = 10.0  # after an attempt's last event, how long its result may take to be stored
-
-
-UNREACHABLE = "The workers' broker (Redis) cannot be reached right now. Please try again in a minute."
-
-
-def busy_message(max_queue: int) -> str:
-    """The engine's words for a full waiting line (``Lifecycle.admit``), for the broker's queue."""
-    return f"The server is busy ({max_queue} requests waiting). Please try again in a minute."
-
-
-def timeout_message(seconds: float) -> str:
-    """What the user reads when no worker finished the request in time."""
-    return (f"No worker finished this request within {seconds:g} s (F5_TASK_TIMEOUT). "
-            "The workers may be overloaded or stopped; please try again later.")
+WATCH_S = 0.5  # how often a followed request checks that it still exists and a worker is alive
+MAX_RESENDS = 3  # a request lost this many times gets a message instead of a fourth try
 
 
 def prepare(config: EngineConfig, request: dict[str, Any]) -> dict[str, Any]:
@@ -90,9 +89,15 @@ class RemoteRequest:
         self.broker = backend.broker
         self.timeout_s = backend.worker_settings.task_timeout_s
         self._shown: tuple[float, str] | None = None
+        self._sent = time.monotonic()
+        self._resends = 0
+        self._next_watch = 0.0
+        self._missing_since: float | None = None
+        self._lonely_since: float | None = None
 
     def run(self) -> Iterator[StreamChunk]:
         """Send, then yield the chunks (streaming) and a last chunk that carries the result."""
+        self._await_a_worker()
         sent = self._send()
         self._ended = False
         try:
@@ -102,21 +107,72 @@ class RemoteRequest:
 
     # ------------------------------------------------------------------ sending
 
-    def _send(self) -> float:
+    def _await_a_worker(self) -> None:
+        """Return once a worker is alive; wait ``F5_WORKER_GRACE_S`` for one to start, then raise."""
+        grace = self.backend.worker_settings.worker_grace_s
+        give_up = time.monotonic() + grace
+        while not self.backend.live_workers():
+            if time.monotonic() >= give_up:
+                log.warning("request %s refused: no worker is connected to the broker", self.task_id)
+                raise UnavailableError(NO_WORKER, retry_after_s=NO_WORKER_RETRY_S)
+            self._show(0.0, f"{WAITING_FOR_WORKER} (up to {grace:g} s)")
+            time.sleep(min(0.2, grace))
+
+    def _send(self, resend: bool = False) -> float:
         settings = self.backend.settings
         try:
             with self.backend.submit_lock:  # one front-end: the bound is exact; several: checked before each send
-                if self.broker.queue_length() >= settings.max_queue:
+                if not resend and self.broker.queue_length() >= settings.max_queue:
                     raise BusyError(busy_message(settings.max_queue))
                 payload = {key: value for key, value in self.request.items() if key != "ref_audio"}
                 payload.update(stream=self.stream, ref_audio=self._upload_reference(self.request.get("ref_audio")))
+                expires = self.timeout_s - (time.monotonic() - self._sent) if resend else self.timeout_s
                 self.backend.app.send_task(SYNTHESIZE_TASK, args=[payload], task_id=self.task_id,
-                                           expires=self.timeout_s)
+                                           expires=max(1.0, expires))
         except (OperationalError, RedisError):
             log.exception("request %s could not be sent", self.task_id)
-            raise EngineError(UNREACHABLE) from None
-        log.info("request %s sent to the workers (%s)", self.task_id, "streaming" if self.stream else "whole")
-        return time.monotonic()
+            raise UnavailableError(UNREACHABLE) from None
+        log.info("request %s %s to the workers (%s)", self.task_id, "sent again" if resend else "sent",
+                 "streaming" if self.stream else "whole")
+        if not resend:
+            self._sent = time.monotonic()
+        return self._sent
+
+    def _resend(self, attempt: int) -> None:
+        """The request vanished from the broker: drop a dead worker's unacknowledged copy, keep the
+        attempt count above what was played, and send it again under the same id."""
+        self._resends += 1
+        if self._resends > MAX_RESENDS:
+            raise UnavailableError(LOST)
+        r = self.broker.redis
+        dropped = watch.drop_unacked(r, self.task_id)
+        r.set(protocol.attempt_key(self.task_id), attempt, nx=True, ex=self.backend.worker_settings.key_ttl_s)
+        log.warning("request %s vanished from the broker (neither queued, claimed nor done; %d stale copy "
+                    "dropped): sending it again", self.task_id, dropped)
+        self._send(resend=True)
+
+    def _watch(self, attempt: int) -> None:
+        """Fail fast when no worker is left; send again a request that vanished (see celery_watch)."""
+        now = time.monotonic()
+        if now < self._next_watch:
+            return
+        self._next_watch = now + WATCH_S
+        settings = self.backend.worker_settings
+        try:
+            alive = bool(self.broker.heartbeats())
+            where = watch.fate(self.broker, self.task_id)
+        except RedisError:  # an outage: judged again once the broker is back
+            self._missing_since = self._lonely_since = None
+            return
+        self._lonely_since = None if alive else (self._lonely_since or now)
+        if self._lonely_since is not None and now - self._lonely_since >= max(settings.worker_grace_s,
+                                                                              settings.vanish_grace_s):
+            log.warning("request %s: no worker is connected to the broker any more", self.task_id)
+            raise UnavailableError(NO_WORKER, retry_after_s=NO_WORKER_RETRY_S)
+        self._missing_since = (self._missing_since or now) if where == "missing" else None
+        if self._missing_since is not None and now - self._missing_since >= settings.vanish_grace_s:
+            self._missing_since = None
+            self._resend(attempt)
 
     def _upload_reference(self, path: Any) -> dict[str, str] | None:
         """Put the clip's bytes on the broker (once per distinct clip and expiry period)."""
@@ -135,16 +191,16 @@ class RemoteRequest:
         r = self.broker.redis
         events = protocol.events_key(self.task_id)
         deadline = sent + self.timeout_s
-        attempt, played, started = 0, 0, None
+        attempt, played, played_samples, started, gap = 0, 0, 0, None, False
         held: StreamChunk | None = None  # the last chunk waits for the result it carries
         next_look = 0.0
         while True:
             if time.monotonic() > deadline:
-                raise EngineError(timeout_message(self.timeout_s))
+                raise UnavailableError(timeout_message(self.timeout_s))
             try:
                 item = r.blpop([events], timeout=POLL_S)
             except RedisError:  # the broker is restarting: keep trying until the deadline
-                log.warning("request %s: the broker is unreachable; retrying", self.task_id)
+                _outage.warning("follow", "the broker is unreachable; waiting requests keep retrying")
                 time.sleep(POLL_S)
                 continue
             if item is not None:
@@ -160,12 +216,17 @@ class RemoteRequest:
                 if event["type"] == "end":
                     self._ended = True
                     break
-                if event["index"] >= played:  # a rerun repeats (the same) chunks already played
+                if event["index"] >= played and not gap:  # a rerun repeats (the same) chunks already played
                     chunk = protocol.decode_chunk(event)
                     if chunk.index == chunk.total - 1:
                         held = chunk
+                    elif chunk.index > played:  # lost in a broker restart: the rest comes from the result
+                        gap = True
+                        log.warning("request %s: chunks %d-%d were lost by the broker; the rest of the audio "
+                                    "follows with the result", self.task_id, played, chunk.index - 1)
                     else:
                         played += 1
+                        played_samples += len(chunk.audio)
                         yield chunk
                 if time.monotonic() < next_look:
                     continue
@@ -175,7 +236,9 @@ class RemoteRequest:
             except RedisError:
                 continue
             if state["status"] == states.REVOKED:
-                raise EngineError(timeout_message(self.timeout_s))
+                raise UnavailableError(timeout_message(self.timeout_s))
+            if state["status"] not in states.READY_STATES:
+                self._watch(attempt)
             if state["status"] in states.READY_STATES:
                 if item is None:
                     self._ended = True
@@ -196,8 +259,9 @@ class RemoteRequest:
         result = protocol.decode_result(envelope["result"])
         result = dataclasses.replace(result, queue_wait_s=result.queue_wait_s + wait)
         log.info("request %s served by %s (attempt %s)", self.task_id, envelope.get("worker"), envelope.get("attempt"))
-        if held is None:
-            yield StreamChunk(index=result.chunks - 1, total=result.chunks, audio=result.audio[:0],
+        if held is None or gap:  # not streamed, or its last chunks were lost: the rest of the result's audio
+            rest = result.audio[played_samples:] if self.stream else result.audio[:0]
+            yield StreamChunk(index=result.chunks - 1, total=result.chunks, audio=rest,
                               sample_rate=result.sample_rate, result=result)
         else:
             yield dataclasses.replace(held, result=result)
@@ -240,9 +304,11 @@ class RemoteRequest:
         try:
             if cancel:
                 r.set(protocol.cancel_key(self.task_id), "1", ex=ttl)
+                removed = watch.remove_from_queue(r, self.task_id)  # it no longer counts toward F5_MAX_QUEUE
                 self.backend.app.control.revoke(self.task_id)
-                log.info("request %s cancelled", self.task_id)
+                log.info("request %s cancelled%s", self.task_id, " and taken out of the queue" if removed else "")
             r.delete(protocol.events_key(self.task_id))
             self.backend.app.backend.forget(self.task_id)
-        except Exception:  # the broker may be down: every key expires anyway
-            log.warning("request %s: clean-up on the broker failed", self.task_id, exc_info=True)
+        except Exception as error:  # the broker may be down: every key expires anyway
+            _outage.warning("clean-up", "request %s: clean-up on the broker failed (%s: %s)", self.task_id,
+                            type(error).__name__, error)

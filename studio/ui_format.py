@@ -133,13 +133,16 @@ def process_rss_mb() -> float | None:
         return None
 
 
-def status_rows(status: EngineStatus, now: float | None = None) -> list[tuple[str, str]]:
-    """(label, value) pairs for the engine panel."""
+def status_rows(status: EngineStatus, now: float | None = None, memory: str | None = None) -> list[tuple[str, str]]:
+    """(label, value) pairs for the engine panel; ``memory`` replaces the memory row (Celery mode:
+    the workers' memory from their heartbeats, not this front-end's)."""
     now = time.time() if now is None else now
     state = str(status.state)
     rows: list[tuple[str, str]] = [("State", state)]
     rows.append(("Device", f"{status.device} ({status.dtype})" if status.dtype else str(status.device)))
-    if status.memory is not None:
+    if memory is not None:
+        rows.append(("Memory", memory))
+    elif status.memory is not None:
         memory = status.memory
         text = f"{_mb(memory.allocated_mb)} allocated / {_mb(memory.reserved_mb)} reserved"
         if memory.process_used_mb is not None:  # the driver's view: includes the CUDA context
@@ -219,11 +222,11 @@ def _idle_text(status: EngineStatus, now: float) -> str:
     return "in " + format_seconds(max(0.0, float(status.expires_at) - now))
 
 
-def status_html(status: EngineStatus, now: float | None = None) -> str:
+def status_html(status: EngineStatus, now: float | None = None, memory: str | None = None) -> str:
     """The engine panel as small HTML cards (wraps on a phone)."""
     state = html.escape(str(status.state))
     cards = []
-    for label, value in status_rows(status, now):
+    for label, value in status_rows(status, now, memory):
         css = f" state-{state}" if label == "State" else ""
         if label == "Last error" and value != "none":
             css = " has-error"

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.errors import BusyError, EngineError, InputError, ModelUnavailableError
+from engine.errors import BusyError, EngineError, InputError, ModelUnavailableError, UnavailableError
 from studio.ui_format import public_text
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ def from_engine_error(error: BaseException) -> ApiError:
     """The API's answer to an exception the engine (or anything below the route) raised.
 
     Bad input: 400 with the engine's own words. A full waiting line: 503 with ``Retry-After``.
-    A model that cannot be loaded: 503 with the engine's message (server paths cut). Anything
+    Celery mode's "no worker", "broker unreachable" and timeout: 503 with their words and
+    ``Retry-After``. A model that cannot be loaded: 503 with the engine's message (server paths cut). Anything
     else: 500 with a generic line; the detail is logged."""
     if isinstance(error, ApiError):
         return error
@@ -64,6 +65,10 @@ def from_engine_error(error: BaseException) -> ApiError:
     if isinstance(error, BusyError):
         return ApiError(503, public_text(str(error)), type="server_error", code="engine_busy",
                         headers={"Retry-After": str(RETRY_AFTER_S)})
+    if isinstance(error, UnavailableError):
+        log.warning("request not served: %s", error)
+        return ApiError(503, public_text(str(error)), type="server_error", code="service_unavailable",
+                        headers={"Retry-After": str(error.retry_after_s)})
     if isinstance(error, ModelUnavailableError):
         log.error("request failed: the model is unavailable: %s", error)
         return ApiError(503, public_text(str(error)), type="server_error", code="model_unavailable",

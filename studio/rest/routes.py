@@ -3,8 +3,9 @@
     POST /v1/audio/speech   text -> audio (streamed as it is made), or SSE events
     GET  /v1/models         the model (and OpenAI's model names it answers to)
     GET  /v1/voices         the voices (also at /v1/audio/voices, where Open WebUI looks)
-    GET  /v1/status         the engine status, as the page's /status endpoint gives it
-    GET  /healthz           liveness, never behind the key and never waiting for the engine
+    GET  /v1/status         the engine status, the same JSON as the page's /status endpoint
+    GET  /healthz           200 when it can serve, else 503 saying what is down (Celery mode: the
+                            broker, the workers); never behind the key, never waiting for the engine
 
 Every ``/v1`` route is behind the optional key (``studio.rest.auth``). All of them use the
 backend (``studio.backend``), never the engine directly.
@@ -18,9 +19,9 @@ from typing import Any, Callable
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
-from studio import ui_format
+from studio import cluster_status, ui_format
 from studio.backend import Backend
 from studio.rest.auth import require_key
 from studio.rest.bodies import audio_body, sse_body
@@ -82,8 +83,9 @@ def build_router(backend: Backend, catalog: Callable[[], VoiceCatalog], api_key:
 
     @router.get("/status")
     def engine_status() -> dict[str, Any]:
-        """The engine status (the page's ``/status``), server paths cut."""
-        return ui_format.public_status(backend.status()).to_dict()
+        """The engine status, the page's ``/status`` JSON (Celery mode: with ``queue_length`` and
+        ``workers``), server paths cut."""
+        return cluster_status.status_payload(backend)
 
     known = {route.path: sorted(route.methods) for route in router.routes if hasattr(route, "methods")}
 
@@ -106,9 +108,16 @@ def voice_card(entry: Any) -> VoiceCard:
                      error=ui_format.public_text(entry.error) if entry.error else None)
 
 
+HEALTH_RETRY_AFTER_S = 10
+
+
 def add_health_route(app: FastAPI, backend: Backend) -> None:
-    """``GET /healthz``: 200 while the process serves (the engine's state, which may be unloaded)."""
+    """``GET /healthz``: 200 while the process can serve (the engine's state, which may be unloaded);
+    in Celery mode 503 with ``Retry-After`` and the ``problems`` when the broker or every worker is
+    down, which a load balancer and Docker's ``HEALTHCHECK`` (``urlopen`` fails) both read as unhealthy."""
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "engine": backend.status().state}
+    def healthz() -> JSONResponse:
+        body, ok = cluster_status.health(backend)
+        return JSONResponse(body, status_code=200 if ok else 503,
+                            headers=None if ok else {"Retry-After": str(HEALTH_RETRY_AFTER_S)})

@@ -31,9 +31,12 @@ CELERY_ENV = {"F5_HEARTBEAT_S": "1", "F5_BROKER_VISIBILITY_TIMEOUT": "4", "F5_TA
 
 
 class RedisServer:
-    """``redis-server`` on 127.0.0.1 and a free port, no persistence, its own folder."""
+    """``redis-server`` on 127.0.0.1 and a free port, its own folder; no persistence, or with
+    ``appendonly=True`` an append-only file synced at every write (set it between restarts to
+    choose whether the next start finds the data)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, appendonly: bool = False):
+        self.appendonly = appendonly
         if not Path(REDIS_SERVER).exists():
             if os.environ.get("CI"):
                 pytest.fail(f"{REDIS_SERVER} is missing: apt-get install -y redis-server")
@@ -48,7 +51,8 @@ class RedisServer:
         """Start the server and wait until it answers PING."""
         log = open(self.folder / "redis.log", "ab")
         self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
              "--dir", str(self.folder), "--protected-mode", "yes"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
@@ -65,6 +69,27 @@ class RedisServer:
         """Stop the server (its data is gone: no persistence)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
+            self.process.wait(timeout=20)
+        self.process = None
+
+    def persist(self) -> None:
+        """Turn the append-only file on in the running server (written from its data now), so the
+        next start finds this data and not a stale file from before a start without it."""
+        client = self.client()
+        client.config_set("appendonly", "yes")
+        deadline = time.monotonic() + 20
+        while True:
+            info = client.info("persistence")
+            if info["aof_enabled"] and not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+                break
+            assert time.monotonic() < deadline, "the append-only file was not written"
+            time.sleep(0.05)
+        self.appendonly = True
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: what was not in the append-only file is gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
             self.process.wait(timeout=20)
         self.process = None
 
@@ -134,6 +159,20 @@ class WorkerProcess:
             if raw:
                 return json.loads(raw)
         return None
+
+    def persist(self) -> None:
+        """Turn the append-only file on in the running server (written from its data now), so the
+        next start finds this data and not a stale file from before a start without it."""
+        client = self.client()
+        client.config_set("appendonly", "yes")
+        deadline = time.monotonic() + 20
+        while True:
+            info = client.info("persistence")
+            if info["aof_enabled"] and not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+                break
+            assert time.monotonic() < deadline, "the append-only file was not written"
+            time.sleep(0.05)
+        self.appendonly = True
 
     def kill(self) -> None:
         """SIGKILL: no clean-up, no acknowledgement, no goodbye."""

@@ -5,6 +5,7 @@ busy bound, the timeout), the JSON protocol, the settings, and the docker-compos
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 from pathlib import Path
@@ -16,14 +17,14 @@ import yaml
 from engine import worker_protocol as protocol
 from engine.clock import SystemClock
 from engine.config import ENV_VARS, ConfigError
-from engine.errors import BusyError, EngineError, InputError, ModelUnavailableError
+from engine.errors import BusyError, EngineError, InputError, ModelUnavailableError, UnavailableError
 from engine.lifecycle import Lifecycle
 from engine.results import SynthesisResult
 from engine.status import Notice, NoticeKind
 from engine.worker_config import QUEUE, WorkerSettings, celery_config
 from studio import cluster_status
 from studio.celery_backend import NO_WORKER, CeleryBackend, frontend_engine_config
-from studio.celery_request import UNREACHABLE, busy_message, timeout_message
+from studio.celery_request import UNREACHABLE, WAITING_FOR_WORKER, busy_message, timeout_message
 from studio.settings import APP_ENV_VARS, SettingsError, backend_kind
 from tests.status_factory import engine_status
 from tests.workers.processes import RedisServer
@@ -44,8 +45,35 @@ def backend(redis_server):
     """A front-end on an empty broker: no worker, a queue bound of 2, a 3 s timeout."""
     redis_server.client().flushall()
     settings = WorkerSettings(broker_url=redis_server.url, result_backend=redis_server.url, task_timeout_s=3.0,
-                              visibility_timeout_s=1.0, heartbeat_s=0.2)
+                              visibility_timeout_s=1.0, heartbeat_s=0.2, worker_grace_s=0.5)
     return CeleryBackend(settings, dataclasses.replace(frontend_engine_config({}), max_queue=2))
+
+
+@pytest.fixture
+def busy_worker(redis_server):
+    """A worker that beats but never takes a request (busy elsewhere): requests wait in the queue."""
+    client = redis_server.client()
+    beat = {"name": "busy@test", "at": time.time(), "task": "x", "status": engine_status(state="ready").to_dict()}
+    client.set(protocol.worker_key("busy@test"), json.dumps(beat), ex=60)
+    yield beat
+    client.delete(protocol.worker_key("busy@test"))
+
+
+def test_without_workers_a_request_fails_at_once_with_a_clear_message(backend):
+    progress: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(UnavailableError) as info:
+        backend.synthesize(on_progress=lambda f, m: progress.append(m), **request_kwargs("Nobody will serve this."))
+    waited = time.monotonic() - started
+    assert str(info.value) == NO_WORKER and info.value.retry_after_s > 0
+    assert 0.5 <= waited < 2.0, waited  # the grace (F5_WORKER_GRACE_S = 0.5 here), not F5_TASK_TIMEOUT
+    assert progress and progress[0].startswith(WAITING_FOR_WORKER), progress
+    assert backend.broker.queue_length() == 0  # nothing was sent
+    backend.worker_settings = dataclasses.replace(backend.worker_settings, worker_grace_s=0.0)
+    started = time.monotonic()
+    with pytest.raises(UnavailableError, match="No GPU worker"):
+        next(backend.synthesize_stream(**request_kwargs("Nor this.")))
+    assert time.monotonic() - started < 0.5
 
 
 def test_without_workers_the_status_says_so_and_load_explains(backend):
@@ -60,7 +88,7 @@ def test_without_workers_the_status_says_so_and_load_explains(backend):
     assert "none connected" in cluster_status.panel_html(backend)
 
 
-def test_queue_place_busy_bound_and_timeout(backend, redis_server):
+def test_queue_place_busy_bound_and_timeout(backend, redis_server, busy_worker):
     progress: dict[int, list[str]] = {0: [], 1: []}
     errors: dict[int, BaseException] = {}
 
@@ -97,9 +125,10 @@ def test_queue_place_busy_bound_and_timeout(backend, redis_server):
     first.join(timeout=30)
     second.join(timeout=30)
     for k in (0, 1):  # nobody took them within F5_TASK_TIMEOUT: a clear message, and they are cancelled
-        assert isinstance(errors[k], EngineError) and str(errors[k]) == timeout_message(3.0)
+        assert isinstance(errors[k], UnavailableError) and str(errors[k]) == timeout_message(3.0)
     client = redis_server.client()
     assert len(list(client.scan_iter(match="f5:cancel:*"))) == 2
+    assert backend.broker.queue_length() == 0  # timed out: out of the queue, no longer counted toward F5_MAX_QUEUE
     assert not list(client.scan_iter(match="f5:events:*"))
 
 
@@ -120,7 +149,7 @@ def test_an_unreachable_broker_gets_a_message_not_a_trace():
                               visibility_timeout_s=1.0, heartbeat_s=0.2)
     with pytest.raises(EngineError) as info:
         CeleryBackend(settings, frontend_engine_config({})).synthesize(**request_kwargs("Hello."))
-    assert str(info.value) == UNREACHABLE
+    assert str(info.value) == UNREACHABLE and isinstance(info.value, UnavailableError)
 
 
 def test_results_chunks_and_errors_cross_as_json_unchanged():
@@ -145,10 +174,14 @@ def test_settings_are_checked_with_one_line_each():
     base = {"F5_BROKER_URL": "redis://localhost:6379/0"}
     settings = WorkerSettings.from_env(base)
     assert settings.result_backend == base["F5_BROKER_URL"] and settings.liveness_ttl_s == 3 * settings.heartbeat_s
+    assert (settings.worker_grace_s, settings.broker_retry_s) == (5.0, 30.0)  # the documented defaults
+    assert WorkerSettings.from_env({**base, "F5_WORKER_GRACE_S": "0"}).worker_grace_s == 0  # 0: fail at once
     for env, words in [({}, "F5_BROKER_URL is empty"), ({"F5_BROKER_URL": "amqp://x"}, "must be a Redis URL"),
                        ({**base, "F5_BROKER_VISIBILITY_TIMEOUT": "900"}, "must be below F5_TASK_TIMEOUT"),
                        ({**base, "F5_TASK_TIMEOUT": "soon"}, "not a number"),
-                       ({**base, "F5_HEARTBEAT_S": "60"}, "F5_HEARTBEAT_S")]:
+                       ({**base, "F5_HEARTBEAT_S": "60"}, "F5_HEARTBEAT_S"),
+                       ({**base, "F5_WORKER_GRACE_S": "-1"}, "F5_WORKER_GRACE_S.*0 or more"),
+                       ({**base, "F5_BROKER_RETRY_S": "soon"}, "F5_BROKER_RETRY_S.*not a number")]:
         with pytest.raises(ConfigError, match=words):
             WorkerSettings.from_env(env)
     config = celery_config(settings)
@@ -222,3 +255,87 @@ def test_a_worker_with_a_bad_setting_stops_with_one_line(tmp_path):
     assert done.returncode != 0
     assert "F5 worker cannot start: F5_BROKER_URL is empty" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_rest_api_keeps_celery_modes_words_and_says_what_is_down(backend, redis_server, busy_worker):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from studio.rest.errors import from_engine_error, install_error_handlers
+    from studio.rest.routes import add_health_route, build_router
+
+    for error in (UnavailableError(NO_WORKER, retry_after_s=30), UnavailableError(UNREACHABLE),
+                  UnavailableError(timeout_message(600))):
+        answer = from_engine_error(error)
+        assert (answer.status, answer.message, answer.code) == (503, str(error), "service_unavailable")
+        assert answer.headers["Retry-After"] == str(error.retry_after_s)
+    app = FastAPI()
+    install_error_handlers(app)
+    add_health_route(app, backend)
+    app.include_router(build_router(backend, lambda: None, None))
+    http = TestClient(app, raise_server_exceptions=False)
+    # a worker beats: healthy, and /v1/status is /status's JSON, workers and queue included
+    health = http.get("/healthz")
+    assert health.status_code == 200 and health.json() == {"status": "ok", "engine": "ready", "broker": "ok",
+                                                           "workers": 1, "queue_length": 0}
+    status = http.get("/v1/status").json()
+    assert status["queue_length"] == 0 and [w["name"] for w in status["workers"]] == ["busy@test"]
+    assert status == cluster_status.status_payload(backend) | {"workers": status["workers"]}
+    # no worker: 503, saying so
+    redis_server.client().delete(protocol.worker_key("busy@test"))
+    health = http.get("/healthz")
+    assert health.status_code == 503 and health.headers["Retry-After"]
+    assert health.json()["broker"] == "ok" and health.json()["workers"] == 0
+    assert health.json()["problems"] == [NO_WORKER]
+    # the broker is down: 503, saying so, at once; /v1/status is a 503 with the broker's words too
+    redis_server.stop()
+    try:
+        started = time.monotonic()
+        health = http.get("/healthz")
+        assert health.status_code == 503 and health.json()["broker"] == "unreachable"
+        assert health.json()["problems"] == [UNREACHABLE] and time.monotonic() - started < 2
+        down = http.get("/v1/status")
+        assert down.status_code == 503 and down.json()["error"]["message"] == UNREACHABLE
+        assert down.headers["Retry-After"]
+    finally:
+        redis_server.start()
+
+
+def test_repeated_warnings_are_written_once_per_period_with_a_count(caplog):
+    import logging
+
+    from engine.log_limit import RateLimited
+
+    now = [100.0]
+    limited = RateLimited(logging.getLogger("test.limit"), every_s=10, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="test.limit"):
+        written = [limited.warning("broker", "the broker is unreachable; retrying") for _ in range(40)]
+        now[0] += 10.5
+        limited.warning("broker", "the broker is unreachable; retrying")
+        limited.warning("other", "another kind")
+    assert written.count(True) == 1
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == ["the broker is unreachable; retrying",
+                     "the broker is unreachable; retrying (39 more like this in the last 10 s not logged)",
+                     "another kind"]
+
+
+def test_the_panel_shows_each_workers_memory_and_device_from_its_heartbeat():
+    from engine.status import DeviceMemory
+
+    gpu = dataclasses.replace(engine_status(state="ready", device="cuda"),
+                              memory=DeviceMemory(allocated_mb=1500.0, reserved_mb=2048.0))
+    beats = [{"name": "gpu0@a", "at": 100.0, "rss_mb": 3100.0, "status": gpu.to_dict()},
+             {"name": "cpu1@b", "at": 100.0, "rss_mb": 812.4, "status": engine_status(state="ready").to_dict()}]
+
+    class TwoWorkers:
+        config = frontend_engine_config({})
+
+        def cluster(self):
+            return cluster_status.Cluster(beats, queue_length=0, now=101.0)
+
+    panel = cluster_status.panel_html(TwoWorkers())
+    assert "gpu0@a: cuda · 1,500 MB allocated / 2,048 MB reserved" in panel
+    assert "cpu1@b: cpu · 812 MB RAM" in panel
+    assert "app process" not in panel  # not the front-end's own memory
+    assert [w["rss_mb"] for w in cluster_status.status_payload(TwoWorkers())["workers"]] == [3100.0, 812.4]
