@@ -26,6 +26,7 @@ RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install -r requirements.txt
 COPY --chown=studio:studio app.py ./
 COPY --chown=studio:studio engine ./engine
 COPY --chown=studio:studio studio ./studio
+COPY --chown=studio:studio cluster ./cluster
 COPY --chown=studio:studio assets ./assets
 
 # The Hugging Face cache (F5TTS_v1_Base and Vocos, ~1.4 GB) and the voice library live on volumes

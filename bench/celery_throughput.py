@@ -3,7 +3,7 @@
     .venv/bin/python bench/celery_throughput.py [--clients 8] [--per-client 4] [--rounds 15] [--nfe 8]
 
 Real parts, on this machine: a redis-server on a free port, Celery worker processes
-(``celery -A engine.worker worker --pool solo --concurrency 1``, one torch thread each) on the tiny
+(``celery -A cluster.worker worker --pool solo --concurrency 1``, one torch thread each) on the tiny
 model, and the front-end's ``CeleryBackend`` in this process.
 
 1. Throughput: ``--clients`` threads each send ``--per-client`` whole syntheses at once, with one
@@ -63,7 +63,7 @@ def start_worker(name: str, url: str, model_dir: Path, folder: Path) -> subproce
     env.update(TIMINGS, F5_BROKER_URL=url, F5_MODEL_DIR=str(model_dir), F5_DEVICE="cpu", F5_CPU_THREADS="1",
                F5_IDLE_UNLOAD_S="-1", C_FORCE_ROOT="1")
     log = open(folder / f"{name}.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "engine.worker", "worker", "--pool", "solo",
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "cluster.worker", "worker", "--pool", "solo",
                              "--concurrency", "1", "-n", f"{name}@%h", "--loglevel", "WARNING",
                              "--without-mingle", "--without-gossip"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             from engine.config import EngineConfig
             from engine.session import Engine
             from studio.backend import LocalBackend
-            from studio.celery_backend import CeleryBackend
+            from cluster.frontend.backend import CeleryBackend
 
             celery = CeleryBackend()
             workers.append(start_worker("w1", url, model_dir, folder))

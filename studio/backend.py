@@ -2,7 +2,7 @@
 
 The front-ends never call ``engine.get_engine()`` themselves. They get the process's backend from
 :func:`get_backend` and use its few verbs; :class:`LocalBackend` runs them on this process's engine,
-``studio.celery_backend.CeleryBackend`` on Celery GPU workers (``F5_BACKEND=celery``).
+``cluster.frontend.backend.CeleryBackend`` on Celery GPU workers (``F5_BACKEND=celery``).
 
     backend = get_backend()
     result = backend.synthesize(ref_audio=..., ref_text=..., gen_text=..., on_progress=...)
@@ -135,7 +135,7 @@ def make_backend() -> Backend:
     from studio.settings import backend_kind
 
     if backend_kind() == "celery":
-        from studio.celery_backend import CeleryBackend
+        from cluster.frontend.backend import CeleryBackend
 
         return CeleryBackend()
     return LocalBackend()

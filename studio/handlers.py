@@ -16,9 +16,10 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from cluster.frontend import status as cluster_status
 from engine import zerogpu
 from engine.errors import EngineError
-from studio import cluster_status, ui_format
+from studio import ui_format
 from studio.backend import get_backend
 from studio.runner import ProgressRelay, StopRegistry, StopSignal, pump_stream
 from studio.settings import MAX_TEXT_FILE_BYTES

@@ -21,7 +21,8 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from studio import cluster_status, ui_format
+from cluster.frontend import status as cluster_status
+from studio import ui_format
 from studio.backend import Backend
 from studio.rest.auth import require_key
 from studio.rest.bodies import audio_body, sse_body

@@ -1,7 +1,7 @@
 """Celery mode for real: a redis-server, two Celery worker processes and the app as a front-end.
 
 ``cluster`` (one per test module) starts them together: worker ``w1`` runs the real entry point
-(``-A engine.worker``), worker ``w2`` the test app that can inject a device failure
+(``-A cluster.worker``), worker ``w2`` the test app that can inject a device failure
 (``-A tests.workers.fault_app``). Both use the tiny model on the CPU with one thread each.
 """
 
@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from studio.celery_backend import CeleryBackend
+from cluster.frontend.backend import CeleryBackend
 from tests.app_process import App, launch_app
 from tests.e2e.conftest import browser, private_tempdir  # noqa: F401  (the e2e suite's fixtures)
 from tests.workers.processes import CELERY_ENV, RedisServer, WorkerProcess
@@ -45,7 +45,7 @@ def cluster(smoke_model_dir, tmp_path_factory, monkeypatch_module) -> Iterator[C
     trigger = base / "fault-trigger"
     with RedisServer(base / "redis") as server:
         workers = {
-            "w1": WorkerProcess.launch("w1", "engine.worker", base, server.url, smoke_model_dir),
+            "w1": WorkerProcess.launch("w1", "cluster.worker", base, server.url, smoke_model_dir),
             "w2": WorkerProcess.launch("w2", "tests.workers.fault_app", base, server.url, smoke_model_dir,
                                        F5_TEST_FAULT_TRIGGER=str(trigger)),
         }

@@ -1,4 +1,4 @@
-"""Test-only Celery app: the real worker (``engine.worker``) plus a device failure on demand.
+"""Test-only Celery app: the real worker (``cluster.worker``) plus a device failure on demand.
 
     celery -A tests.workers.fault_app worker ...   (with F5_TEST_FAULT_TRIGGER=/path/to/file)
 
@@ -16,8 +16,8 @@ from typing import Any
 
 from celery import signals
 
-from engine.worker import app  # noqa: F401  (the real app: its tasks, settings and signals)
-from engine.worker_config import SYNTHESIZE_TASK
+from cluster.worker.celery import app  # noqa: F401  (the real app: its tasks, settings and signals)
+from cluster.config import SYNTHESIZE_TASK
 from tests.engine.test_fallback import MISMATCH, FailOnce
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from gradio_client import handle_file
 
+from cluster.frontend.backend import CeleryBackend
 from engine.asr import NO_ASR_MESSAGE
 from engine.errors import InputError
-from studio.celery_backend import CeleryBackend
 from tests.app_process import assert_valid_audio
 
 from .conftest import REF_TEXT, REF_WAV, request_kwargs

@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 import yaml
 
-from engine import worker_protocol as protocol
+from cluster import protocol
+from cluster.config import QUEUE, WorkerSettings, celery_config
+from cluster.frontend import status as cluster_status
+from cluster.frontend.backend import NO_WORKER, CeleryBackend, frontend_engine_config
+from cluster.frontend.request import UNREACHABLE, WAITING_FOR_WORKER, busy_message, timeout_message
 from engine.clock import SystemClock
 from engine.config import ENV_VARS, ConfigError
 from engine.errors import BusyError, EngineError, InputError, ModelUnavailableError, UnavailableError
 from engine.lifecycle import Lifecycle
 from engine.results import SynthesisResult
 from engine.status import Notice, NoticeKind
-from engine.worker_config import QUEUE, WorkerSettings, celery_config
-from studio import cluster_status
-from studio.celery_backend import NO_WORKER, CeleryBackend, frontend_engine_config
-from studio.celery_request import UNREACHABLE, WAITING_FOR_WORKER, busy_message, timeout_message
 from studio.settings import APP_ENV_VARS, SettingsError, backend_kind
 from tests.status_factory import engine_status
 from tests.workers.processes import RedisServer
@@ -220,7 +220,7 @@ def test_docker_compose_runs_redis_a_frontend_and_one_worker_per_gpu():
     for name, worker in workers.items():
         command = " ".join(worker["command"])
         # one engine per worker process, taking up to F5_MAX_BATCH (8 on CUDA) requests at once to batch them
-        assert command.startswith("celery -A engine.worker worker --pool threads --concurrency 8"), command
+        assert command.startswith("celery -A cluster.worker worker --pool threads --concurrency 8"), command
         names.add(worker["command"][worker["command"].index("-n") + 1])
         device = worker["deploy"]["resources"]["reservations"]["devices"][0]
         assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
@@ -249,12 +249,14 @@ def test_a_worker_with_a_bad_setting_stops_with_one_line(tmp_path):
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("F5_")}
-    done = subprocess.run([str(Path(sys.executable).with_name("celery")), "-A", "engine.worker", "worker",
-                           "--pool", "solo", "-n", "refused@test"], cwd=Path(__file__).resolve().parents[2],
-                          env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
-    assert "F5 worker cannot start: F5_BROKER_URL is empty" in done.stderr + done.stdout
-    assert "Traceback" not in done.stderr + done.stdout
+    celery = [str(Path(sys.executable).with_name("celery")), "-A", "cluster.worker", "worker"]
+    for command in (celery, [sys.executable, "-m", "cluster.worker"]):  # the two documented commands
+        done = subprocess.run([*command, "--pool", "solo", "-n", "refused@test"],
+                              cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode != 0, command
+        assert "F5 worker cannot start: F5_BROKER_URL is empty" in done.stderr + done.stdout, command
+        assert "Traceback" not in done.stderr + done.stdout, command
 
 
 def test_rest_api_keeps_celery_modes_words_and_says_what_is_down(backend, redis_server, busy_worker):

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.worker_config import WorkerSettings
-from studio import cluster_status
-from studio.celery_backend import CeleryBackend, frontend_engine_config
+from cluster.config import WorkerSettings
+from cluster.frontend import status as cluster_status
+from cluster.frontend.backend import CeleryBackend, frontend_engine_config
 from tests.app_process import ARTIFACTS
 from tests.workers.processes import RedisServer, WorkerProcess
 
@@ -51,7 +51,7 @@ FIGURES: dict[str, Any] = {}
 def rig(smoke_model_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("recovery")
     server = RedisServer(base / "redis", appendonly=True).start()
-    workers = {name: WorkerProcess.launch(name, "engine.worker", base, server.url, smoke_model_dir, **TIMINGS)
+    workers = {name: WorkerProcess.launch(name, "cluster.worker", base, server.url, smoke_model_dir, **TIMINGS)
                for name in ("r1", "r2")}
     try:
         for worker in workers.values():

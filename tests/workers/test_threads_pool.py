@@ -9,8 +9,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from engine.worker_config import WorkerSettings
-from studio.celery_backend import CeleryBackend, frontend_engine_config
+from cluster.config import WorkerSettings
+from cluster.frontend.backend import CeleryBackend, frontend_engine_config
 from tests.numerics import assert_matches_up_to_rounding
 from tests.workers.processes import CELERY_ENV, RedisServer, WorkerProcess
 
@@ -24,7 +24,7 @@ TEXTS = ["The quick brown fox jumps over the lazy dog.", "A second voice, a litt
 def threads_worker(smoke_model_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("threads_worker")
     with RedisServer(base / "redis") as server:
-        worker = WorkerProcess.launch("wt", "engine.worker", base, server.url, smoke_model_dir, pool="threads",
+        worker = WorkerProcess.launch("wt", "cluster.worker", base, server.url, smoke_model_dir, pool="threads",
                                       concurrency=3, F5_MAX_BATCH="3", F5_BATCH_WAIT_MS="300")
         try:
             worker.wait_ready(server.client())

@@ -38,9 +38,9 @@ from typing import Any
 from celery.exceptions import Ignore
 from redis.exceptions import LockError, RedisError
 
-from engine import worker_protocol as protocol
+from cluster import protocol
+from cluster.worker.runtime import WorkerRuntime
 from engine.errors import EngineError, InputError
-from engine.worker_runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import redis
 from celery import Celery
 from celery.backends.redis import RedisBackend
 
-from engine import worker_protocol as protocol
-from engine.worker_config import QUEUE, WorkerSettings, celery_config
+from cluster import protocol
+from cluster.config import QUEUE, WorkerSettings, celery_config
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Broker:
             return None
 
     def heartbeats(self) -> list[dict[str, Any]]:
-        """Every live worker's last heartbeat (see ``engine.worker_runtime``), by name."""
+        """Every live worker's last heartbeat (see ``cluster.worker.runtime``), by name."""
         keys = sorted(self.redis.scan_iter(match=protocol.WORKER_KEY_PATTERN, count=500))
         beats = []
         for raw in self.redis.mget(keys) if keys else []:

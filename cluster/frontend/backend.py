@@ -1,10 +1,10 @@
 """The front-end's backend in Celery mode (``F5_BACKEND=celery``): GPU workers behind a Redis broker.
 
 The same verbs as :class:`~studio.backend.LocalBackend`, answered by the workers
-(``celery -A engine.worker worker``), so the page, the Gradio API and every other front-end work
+(``celery -A cluster.worker worker``), so the page, the Gradio API and every other front-end work
 unchanged:
 
-* ``synthesize`` / ``synthesize_stream``: one Celery task per request (see ``studio.celery_request``);
+* ``synthesize`` / ``synthesize_stream``: one Celery task per request (see ``cluster.frontend.request``);
   bad input is refused here with the engine's own message, before anything is sent.
 * ``status()``: all workers' engines summed up as one ``EngineStatus`` (its ``waiting`` counts
   the broker's queue too); ``workers()``: each worker's own, from its heartbeat.
@@ -33,18 +33,18 @@ from celery import states
 from celery.utils import worker_direct
 from redis.exceptions import RedisError
 
-from engine import worker_protocol as protocol
+from cluster import protocol
+from cluster.config import LOAD_TASK, UNLOAD_TASK, WorkerSettings
+from cluster.frontend import status as cluster_status
+from cluster.frontend.client import Broker, client_app
+from cluster.frontend.request import RemoteRequest, prepare
+from cluster.frontend.watch import NO_WORKER, UNREACHABLE
 from engine.config import EngineConfig
 from engine.errors import ModelUnavailableError, UnavailableError
 from engine.options import DEFAULTS
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import EngineStatus
-from engine.worker_config import LOAD_TASK, UNLOAD_TASK, WorkerSettings
-from studio import cluster_status
 from studio.backend import FrontendSettings, WorkerStatus
-from studio.celery_client import Broker, client_app
-from studio.celery_request import RemoteRequest, prepare
-from studio.celery_watch import NO_WORKER, UNREACHABLE
 
 log = logging.getLogger(__name__)
 

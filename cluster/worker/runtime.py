@@ -12,7 +12,7 @@ pool (one engine per process, the recommended setup) a worker handles remote-con
 between tasks, so ``inspect`` would time out exactly while a synthesis runs, which is when the
 panel matters. The heartbeat thread writes ``f5:worker:<name>`` every ``F5_HEARTBEAT_S`` whatever
 the worker is doing; it expires after three missed beats, so a dead worker leaves the list by
-itself. The same beat renews the worker's claim on the request it runs (see ``worker_tasks``).
+itself. The same beat renews the worker's claim on the request it runs (see ``cluster.worker.tasks``).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from typing import Any, Callable, TypeVar
 import redis
 from redis.exceptions import LockError, RedisError
 
-from engine import worker_protocol as protocol
+from cluster import protocol
+from cluster.config import WorkerSettings
 from engine.log_limit import RateLimited
-from engine.worker_config import WorkerSettings
 
 log = logging.getLogger(__name__)
 _outage = RateLimited(log)  # one warning per 10 s per kind while Redis is away, with a count

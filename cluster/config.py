@@ -1,15 +1,15 @@
 """Celery mode's settings and the Celery configuration that the workers and the front-end share.
 
 Celery mode (``F5_BACKEND=celery`` on the front-end) runs every synthesis in GPU workers
-(``celery -A engine.worker worker``) behind a Redis broker. This module reads the broker, the
+(``celery -A cluster.worker worker``) behind a Redis broker. This module reads the broker, the
 timeouts and the heartbeat period from the environment (documented in ``engine.config.ENV_VARS``)
 once, validates them, and turns them into the Celery settings both sides use:
 
 * JSON only (no pickle) for tasks and results;
 * ``acks_late`` + ``task_reject_on_worker_lost``: a request is acknowledged when it is done, so a
   worker that dies mid-request leaves it in the broker. The front-end sends it again as soon as
-  its claim lapses (``studio.celery_watch``); the visibility timeout
-  (``F5_BROKER_VISIBILITY_TIMEOUT``) is the backstop. ``engine.worker_tasks`` makes sure such a
+  its claim lapses (``cluster.frontend.watch``); the visibility timeout
+  (``F5_BROKER_VISIBILITY_TIMEOUT``) is the backstop. ``cluster.worker.tasks`` makes sure such a
   request runs to completion once;
 * ``worker_prefetch_multiplier=1``: a worker takes the next request only when it is free, so the
   waiting requests stay in the broker's list, where their number is the queue length;
@@ -117,7 +117,7 @@ def celery_config(settings: WorkerSettings, result_backend: str | None = None) -
         "worker_prefetch_multiplier": 1,
         "worker_direct": True,  # each worker also reads its own queue: load / unload / status reach it
         # A broker restart must not stop the requests a worker runs: they carry on (their claims
-        # and chunk writes ride out the outage, see engine.worker_tasks) and their unacknowledged
+        # and chunk writes ride out the outage, see cluster.worker.tasks) and their unacknowledged
         # copy is a duplicate that the done mark turns away.
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_send_task_events": False,

@@ -10,7 +10,7 @@ task's result or the engine's error, rebuilt with its class and words. Closing t
 (the user left) or passing ``F5_TASK_TIMEOUT`` cancels the request and takes it out of the queue;
 every key it used is removed.
 
-Fails fast, loses nothing (``studio.celery_watch``): with no worker alive it waits at most
+Fails fast, loses nothing (``cluster.frontend.watch``): with no worker alive it waits at most
 ``F5_WORKER_GRACE_S``, then raises :class:`~engine.errors.UnavailableError` (503 in the REST API);
 a request that vanished from the broker (dead worker, Redis restarted empty) is sent again at
 once; chunks lost in a broker restart are made up from the result, so the stream stays whole.
@@ -31,7 +31,10 @@ from celery import states
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from engine import worker_protocol as protocol
+from cluster import protocol
+from cluster.config import SYNTHESIZE_TASK
+from cluster.frontend import watch
+from cluster.frontend.watch import LOST, NO_WORKER, NO_WORKER_RETRY_S, UNREACHABLE, WAITING_FOR_WORKER
 from engine.asr import NO_ASR_MESSAGE
 from engine.audio_input import read_reference
 from engine.config import EngineConfig
@@ -40,10 +43,7 @@ from engine.log_limit import RateLimited
 from engine.options import DEFAULTS, validate_options
 from engine.results import StreamChunk
 from engine.text_input import clean_text
-from engine.worker_config import SYNTHESIZE_TASK
-from studio import celery_watch as watch
-from studio.celery_watch import LOST, NO_WORKER, NO_WORKER_RETRY_S, UNREACHABLE, WAITING_FOR_WORKER
-from studio.celery_watch import busy_message, timeout_message  # noqa: F401  (re-exported)
+from cluster.frontend.watch import busy_message, timeout_message  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 _outage = RateLimited(log)  # "the broker is unreachable" once per 10 s per process, not per request and poll
@@ -152,7 +152,7 @@ class RemoteRequest:
         self._send(resend=True)
 
     def _watch(self, attempt: int) -> None:
-        """Fail fast when no worker is left; send again a request that vanished (see celery_watch)."""
+        """Fail fast when no worker is left; send again a request that vanished (see cluster.frontend.watch)."""
         now = time.monotonic()
         if now < self._next_watch:
             return

@@ -1,7 +1,7 @@
 """The Celery worker of Celery mode: one engine per worker process, one worker per GPU.
 
     CUDA_VISIBLE_DEVICES=0 F5_BROKER_URL=redis://redis:6379/0 \\
-        celery -A engine.worker worker --pool solo --concurrency 1 -n gpu0@%h --loglevel INFO
+        celery -A cluster.worker worker --pool solo --concurrency 1 -n gpu0@%h --loglevel INFO
 
 ``--pool solo --concurrency 1``: the task runs in the worker process itself, which owns one engine
 (its lock, idle unload, placement and CPU rerun, exactly as in the app). On a GPU, run
@@ -12,7 +12,7 @@ unique name with ``-n``. The engine's settings
 (``F5_MODEL_DIR``, ``F5_DEVICE``, ``F5_IDLE_UNLOAD_S``, ...) and Celery mode's (``F5_BROKER_URL``,
 ``F5_TASK_TIMEOUT``, ...) come from the environment and are checked before the worker starts.
 
-Tasks: ``f5.synthesize`` on the shared queue (see ``engine.worker_tasks``), and ``f5.load`` /
+Tasks: ``f5.synthesize`` on the shared queue (see ``cluster.worker.tasks``), and ``f5.load`` /
 ``f5.unload``, which the front-end sends to one worker's own queue (Celery's ``worker_direct``),
 so they run between that worker's requests, like ``Engine.unload()`` waits for the one in flight.
 """
@@ -24,11 +24,12 @@ from typing import Any
 
 from celery import Celery, signals
 
-from engine import worker_protocol as protocol
-from engine import worker_runtime, worker_tasks
+from cluster import protocol
+from cluster.config import LOAD_TASK, SYNTHESIZE_TASK, UNLOAD_TASK, WorkerSettings, celery_config
+from cluster.worker import runtime as worker_runtime
+from cluster.worker import tasks as worker_tasks
 from engine.config import ConfigError, EngineConfig
 from engine.errors import EngineError
-from engine.worker_config import LOAD_TASK, SYNTHESIZE_TASK, UNLOAD_TASK, WorkerSettings, celery_config
 
 log = logging.getLogger(__name__)
 

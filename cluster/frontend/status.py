@@ -27,7 +27,7 @@ _STATE_ORDER = ("ready", "loading", "unloading", "unloaded", "failed")  # what t
 
 @dataclasses.dataclass(frozen=True)
 class Cluster:
-    """The workers' last heartbeats (``engine.worker_runtime``) and the broker's queue length."""
+    """The workers' last heartbeats (``cluster.worker.runtime``) and the broker's queue length."""
 
     beats: list[dict[str, Any]]
     queue_length: int
@@ -103,7 +103,7 @@ def health(backend: Any) -> tuple[dict[str, Any], bool]:
     body = {"status": "ok", "engine": cluster.aggregate(backend.config).state, "broker": "ok",
             "workers": len(cluster.beats), "queue_length": cluster.queue_length}
     if not cluster.beats:
-        from studio.celery_watch import NO_WORKER
+        from cluster.frontend.watch import NO_WORKER
 
         body.update(status="unavailable", problems=[NO_WORKER])
     return body, bool(cluster.beats)

@@ -1,5 +1,5 @@
 """Where a Celery-mode request stands on the broker, and the words the front-end says when it
-cannot be served. Used by ``studio.celery_request`` while it follows a request:
+cannot be served. Used by ``cluster.frontend.request`` while it follows a request:
 
 * :func:`fate`: ``done`` (a worker ended it), ``claimed`` (a worker runs it), ``queued`` (in the
   broker's list) or ``missing``: none of these. A request missing for longer than a live worker
@@ -18,14 +18,14 @@ import json
 import logging
 from typing import Any
 
-from engine import worker_protocol as protocol
-from engine.worker_config import QUEUE
+from cluster import protocol
+from cluster.config import QUEUE
 
 log = logging.getLogger(__name__)
 
 UNACKED_KEY, UNACKED_INDEX_KEY = "unacked", "unacked_index"  # kombu's Redis transport defaults
 NO_WORKER = ("No GPU worker is connected to the broker right now. Start one with "
-             "`celery -A engine.worker worker --pool solo --concurrency 1` (see Scaling out in the README).")
+             "`celery -A cluster.worker worker --pool solo --concurrency 1` (see Scaling out in the README).")
 NO_WORKER_RETRY_S = 30
 UNREACHABLE = "The workers' broker (Redis) cannot be reached right now. Please try again in a minute."
 WAITING_FOR_WORKER = "Waiting for a worker to start"
