@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ARTIFACTS, ASSETS, REF_TEXT, REF_WAV, open_page, wait_for_text
+from .conftest import ARTIFACTS, ASSETS, REF_TEXT, REF_WAV, assert_fits_a_phone, open_page, wait_for_text
 
 GEN_TEXT = ("Welcome to the voice studio. This sentence is spoken by a tiny random model, "
             "so it sounds like noise, but every step of the real pipeline runs.")
@@ -46,9 +46,13 @@ def test_generate_in_the_browser(page, tmp_path):
     assert "F5 Voice Studio" in page.locator("#app-header").inner_text()
     wait_for_text(page.locator("#engine-status"), r"(?i)state")
 
-    # Generate with nothing filled in: a readable message, no crash.
-    page.locator("#generate-btn").click()
+    # Ctrl+Enter in the text box is Generate; with nothing filled in: a readable message, no crash.
+    page.locator("#gen-text textarea").press("Control+Enter")
     assert "reference audio" in toast_text(page).lower()
+    # A keyboard user sees where the focus is: a ring of 2-3 px.
+    page.locator("#gen-text textarea").press("Shift+Tab")
+    ring = page.evaluate("() => getComputedStyle(document.activeElement).outlineWidth")
+    assert 2 <= float(ring.rstrip("px")) <= 3, ring
     page.locator("[data-testid=toast-close]").first.click()
 
     # The text can come from a .txt file.
@@ -98,22 +102,13 @@ def test_example_fills_the_form_and_engine_buttons(page):
 
     page.locator("#unload-btn").click()
     wait_for_text(page.locator("#engine-status"), r"(?i)state\s+unloaded", timeout_ms=60_000)
+    wait_for_text(page.locator("#engine-message"), r"Unloaded: the memory is free")  # each button answers
     page.locator("#load-btn").click()
     panel = wait_for_text(page.locator("#engine-status"), r"(?i)state\s+ready", timeout_ms=120_000)
+    wait_for_text(page.locator("#engine-message"), r"Loaded: the model is ready")
     assert re.search(r"(?i)precision\s+exact", panel) and page.locator("#fast-mode-banner").count() == 0
     assert page.page_errors == [], page.page_errors
 
 
 def test_phone_layout_has_no_sideways_scroll(browser, app_server):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-                                  has_touch=True)
-    page = context.new_page()
-    try:
-        page.goto(app_server.url, wait_until="domcontentloaded")
-        page.locator("#generate-btn").wait_for(state="visible", timeout=60_000)
-        wait_for_text(page.locator("#engine-status"), r"(?i)state")
-        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 1, f"the page is {overflow}px wider than a phone screen"
-        page.screenshot(path=str(ARTIFACTS / "browser-phone.png"), full_page=True)
-    finally:
-        context.close()
+    assert_fits_a_phone(browser, app_server.url, "browser")
