@@ -115,12 +115,12 @@ def test_the_panel_counts_a_loading_request_once_and_says_what_unload_frees():
     idle = dict(ui_format.status_rows(engine_status(state="ready", in_flight=0, waiting=0, expires_at=None)))
     assert "busy" not in idle["Idle unload"]
     cpu = dict(ui_format.status_rows(engine_status(state="ready", host_copy=True)))
-    assert cpu["Unloading frees"] == "no RAM (the host copy stays for fast reloads)"
-    assert dict(ui_format.status_rows(engine_status(host_copy=False)))["Unloading frees"] == "the model's RAM"
+    assert cpu["An unload frees"] == "little: the model stays in RAM so the next load is fast"
+    assert dict(ui_format.status_rows(engine_status(host_copy=False)))["An unload frees"] == "the model's RAM"
     from engine.status import DeviceMemory
 
     gpu = dict(ui_format.status_rows(engine_status(memory=DeviceMemory(100.0, 200.0), host_copy=True)))
-    assert gpu["Unloading frees"] == "the GPU memory (the host copy stays in RAM)"
+    assert gpu["An unload frees"] == "the GPU memory (a copy stays in RAM so the next load is fast)"
 
 
 @pytest.mark.parametrize("headers,url", [
