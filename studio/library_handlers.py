@@ -21,7 +21,7 @@ from studio.voice_library import VoiceEntry, get_library
 log = logging.getLogger(__name__)
 
 TABLE_HEADERS = ["name", "seconds", "transcript", "note", "kind", "status"]
-TABLE_WIDTHS = ["16%", "10%", "34%", "16%", "14%", "10%"]
+TABLE_WIDTHS = ["200px", "90px", "380px", "200px", "120px", "110px"]  # px: on a phone the table scrolls in its box
 
 
 def _run(action: str, work, *args):

@@ -90,6 +90,11 @@ def test_save_a_voice_then_manage_it_in_the_voices_tab(page):
 
     open_tab(page, "Voices")
     wait_for_text(page.locator("#voices-table"), r"Browser voice")
+    # At 1,280 px every column is whole: the table does not scroll sideways and no header breaks.
+    wrap = page.locator("#voices-table .table-wrap")
+    assert wrap.evaluate("el => el.scrollWidth <= el.clientWidth + 1"), "the table's columns are cut at 1280 px"
+    header = page.locator("#voices-table th", has_text="seconds").first
+    assert header.evaluate("el => el.querySelector('span').getBoundingClientRect().height < 30"), "a header wraps"
     # A bundled voice (its table row clicked) is read-only: Rename and Delete are off.
     table_row(page, "voices-table", "US male").click()
     wait_for_text(page.locator("#voices-info"), r"bundled, read-only")
