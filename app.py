@@ -11,13 +11,17 @@ from __future__ import annotations
 import logging
 import os
 
-from engine import zerogpu
-from engine.config import ConfigError
-from studio import page
-from studio.backend import get_backend
-from studio.rest import server
-from studio.settings import (SettingsError, api_key, connection_limits, default_voice, max_upload_mb,
-                             server_address, studio_settings)
+from studio import temp_dir
+
+GRADIO_TEMP_DIR = temp_dir.claim()  # this server's own folder, before anything imports gradio
+
+from engine import zerogpu  # noqa: E402
+from engine.config import ConfigError  # noqa: E402
+from studio import page  # noqa: E402
+from studio.backend import get_backend  # noqa: E402
+from studio.rest import server  # noqa: E402
+from studio.settings import (SettingsError, api_key, connection_limits, default_voice,  # noqa: E402
+                             max_upload_mb, server_address, studio_settings)
 
 log = logging.getLogger("f5_studio.app")  # not __name__: that is "__main__" under `python app.py`
 
@@ -43,6 +47,7 @@ def main() -> None:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("backend: %r", backend)
+    log.info("gradio temp folder: %s (removed at exit)", GRADIO_TEMP_DIR or os.environ.get("GRADIO_TEMP_DIR"))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per internal HTTP call otherwise
     api = server.create_app(backend, demo, page.launch_options(backend, MAX_UPLOAD_MB), api_key=API_KEY,
                             default_voice=DEFAULT_VOICE)

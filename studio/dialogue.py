@@ -29,6 +29,7 @@ from studio.voice_names import name_key
 
 ProgressFn = Callable[[float, str], None]
 DEFAULT_GAP_S = 0.3  # silence between two lines unless the script says otherwise
+MIX_RATE = 24000  # the rate of an empty mix (stopped before any line): F5-TTS's own
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,8 @@ class DialogueResult:
     sample_rate: int
     lines: tuple[LineTiming, ...]
     clips: tuple[np.ndarray, ...]
+    planned: int = 0  # spoken lines in the script (0: as many as were made)
+    stopped: bool = False  # Stop ended it after ``len(lines)`` lines: the rest was never made
 
     @property
     def duration_s(self) -> float:
@@ -68,6 +71,7 @@ class DialogueResult:
     def timings_json(self) -> str:
         """The timings as JSON."""
         return json.dumps({"sample_rate": self.sample_rate, "duration_s": round(self.duration_s, 3),
+                           "stopped": self.stopped, "lines_planned": self.planned or len(self.lines),
                            "lines": [line.to_dict() for line in self.lines]}, indent=2, ensure_ascii=False)
 
     def srt_text(self) -> str:
@@ -86,8 +90,12 @@ class DialogueResult:
 def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference], backend: Any, *,
                  nfe_step: int | None, seed: int | None, gap_s: float = DEFAULT_GAP_S,
                  on_progress: ProgressFn | None = None,
-                 synthesize_whole: Callable[..., Any] | None = None) -> Iterator[tuple[str, Any]]:
+                 synthesize_whole: Callable[..., Any] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> Iterator[tuple[str, Any]]:
     """Generate every line in order under one lease (see the module docstring for the events).
+
+    ``should_stop()`` is asked before each line: True ends the run there, and ``done`` carries the
+    lines made so far (``stopped=True``), mixed as they were played.
 
     ``references`` maps each speaker's name key to its voice; ``seed`` None draws one per line.
     ``synthesize_whole`` (ZeroGPU, where a GPU is lent per call) makes each line in one call
@@ -100,11 +108,15 @@ def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference],
     pieces: list[np.ndarray] = []
     clips: list[np.ndarray] = []
     timings: list[LineTiming] = []
+    stopped = False
     with backend.lease(on_progress=lambda fraction, message: progress(0.0, message)):
         for item in items:
             if isinstance(item, Pause):
                 pending_silence += item.seconds
                 continue
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
             index = len(timings) + 1
             ref = references[name_key(item.speaker)]
             if timings:
@@ -150,13 +162,18 @@ def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference],
             timings.append(timing)
             pending_silence += item.pause_after
             yield "line", timing
+    if stopped:  # the mix ends with the last finished line (no gap owed to a line never made)
+        progress(1.0, "Stopped")
+        audio = np.concatenate(pieces)[:position] if pieces else np.zeros(0, dtype=np.float32)
+        yield "done", DialogueResult(audio, rate or MIX_RATE, tuple(timings), tuple(clips), len(turns), True)
+        return
     assert rate is not None  # a checked script has at least one spoken line
     if pending_silence:  # pauses after the last line belong to the mix
         tail = np.zeros(int(round(pending_silence * rate)), dtype=np.float32)
         pieces.append(tail)
         yield "audio", (rate, tail)
     progress(1.0, "Mixing")
-    yield "done", DialogueResult(np.concatenate(pieces), rate, tuple(timings), tuple(clips))
+    yield "done", DialogueResult(np.concatenate(pieces), rate, tuple(timings), tuple(clips), len(turns))
 
 
 def _as_chunks(result: Any) -> Generator[StreamChunk, None, None]:

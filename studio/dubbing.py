@@ -41,7 +41,7 @@ CUT_TOLERANCE_S = 0.025  # frame rounding: an overrun this small is trimmed, not
 
 @dataclasses.dataclass(frozen=True)
 class CueReport:
-    """What happened to one cue."""
+    """What happened to one cue: what the engine made, what is heard in the slot, what was cut."""
 
     cue: int
     text: str
@@ -49,26 +49,34 @@ class CueReport:
     start_s: float
     end_s: float
     natural_s: float  # the estimate at speed 1.0
-    spoken_s: float  # what the engine made
+    spoken_s: float  # what the engine generated
     speed: float  # the speed asked for: natural length / the length asked for
     fitted: bool  # False: it was cut at the slot's end
     seed: int
+    heard_s: float  # what sounds in the slot: the generated audio, cut at the slot's end
+
+    @property
+    def cut_s(self) -> float:
+        """Seconds of generated speech cut at the slot's end (a few ms of frame rounding when fitted)."""
+        return max(0.0, self.spoken_s - self.heard_s)
 
     def row(self) -> list[Any]:
-        """A row of the report table."""
-        return [self.cue, self.text, f"{format_time(self.start_s)} - {format_time(self.end_s)}",
-                round(self.spoken_s, 2), f"{self.speed:.2f}x", "yes" if self.fitted else "no: cut at the end"]
+        """A row of the report table (see :data:`REPORT_HEADERS`)."""
+        return [self.cue, self.voice, self.text, f"{format_time(self.start_s)} - {format_time(self.end_s)}",
+                round(self.spoken_s, 2), round(self.heard_s, 2), round(self.cut_s, 2),
+                f"{self.speed:.2f}x", "yes" if self.fitted else "no: cut at the end"]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (times rounded to the millisecond)."""
         data = dataclasses.asdict(self)
-        for key in ("start_s", "end_s", "natural_s", "spoken_s"):
+        data["cut_s"] = self.cut_s
+        for key in ("start_s", "end_s", "natural_s", "spoken_s", "heard_s", "cut_s"):
             data[key] = round(data[key], 3)
         data["speed"] = round(self.speed, 3)
         return data
 
 
-REPORT_HEADERS = ["cue", "text", "slot", "spoken (s)", "speed", "fitted"]
+REPORT_HEADERS = ["cue", "voice", "text", "slot", "generated (s)", "heard (s)", "cut (s)", "speed", "fitted"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +87,8 @@ class DubResult:
     sample_rate: int
     reports: tuple[CueReport, ...]
     clips: tuple[np.ndarray, ...]
+    planned: int = 0  # cues in the subtitles (0: as many as were made)
+    stopped: bool = False  # Stop ended it after ``len(reports)`` cues; the track ends with the last one
 
     def report_json(self) -> str:
         """The report as JSON."""
@@ -88,6 +98,9 @@ class DubResult:
         """One line: how many cues fitted."""
         cut = [str(r.cue) for r in self.reports if not r.fitted]
         text = f"{len(self.reports) - len(cut)} of {len(self.reports)} cues fitted their slots"
+        if self.stopped:
+            text = (f"Stopped after {len(self.reports)} of {self.planned or len(self.reports)} cues "
+                    f"(kept: the track, the ZIP and the report). " + text)
         if cut:
             text += f"; cut at the slot's end (too long even at {MAX_SPEED:g}x): cue {', '.join(cut)}"
         return text + f". Track: {format_time(len(self.audio) / self.sample_rate)}."
@@ -130,12 +143,15 @@ def place(track: np.ndarray, audio: np.ndarray, cue: Cue, rate: int) -> tuple[np
 
 def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str, ReferenceClip], backend: Any, *,
             nfe_step: int | None, seed: int | None, on_progress: ProgressFn | None = None,
-            synthesize_whole: Callable[..., Any] | None = None) -> Iterator[tuple[str, Any]]:
+            synthesize_whole: Callable[..., Any] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> Iterator[tuple[str, Any]]:
     """Synthesise and place every cue under one lease. ``voices`` maps each cue number to its
     voice; ``clips`` maps each voice's name key to its checked clip (for the estimate);
     ``synthesize_whole`` replaces ``backend.synthesize`` (ZeroGPU: a GPU lent per call, no progress).
 
-    Yields ``("cue", CueReport)`` per cue, then ``("done", DubResult)``."""
+    Yields ``("cue", CueReport)`` per cue, then ``("done", DubResult)``. ``should_stop()`` is asked
+    before each cue: True ends the run there, with the cues made so far (``stopped=True``, the track
+    cut after the last one)."""
     from studio.voice_names import name_key
 
     progress = on_progress or (lambda fraction, message: None)
@@ -145,6 +161,11 @@ def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str
     placed: list[np.ndarray] = []
     with backend.lease(on_progress=lambda fraction, message: progress(0.0, message)):
         for cue in cues:
+            if should_stop is not None and should_stop():
+                end = int(round(reports[-1].end_s * rate)) if reports else 0
+                progress(1.0, "Stopped")
+                yield "done", DubResult(track[:end], rate, tuple(reports), tuple(placed), len(cues), True)
+                return
             ref = voices[cue.number]
             natural = natural_seconds(clips[name_key(ref.name)], ref.ref_text, cue.text)
             wanted = target_seconds(natural, cue.slot_s)
@@ -165,9 +186,9 @@ def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str
             spoken = len(result.audio) / rate
             clip, fitted = place(track, result.audio, cue, rate)
             report = CueReport(cue.number, cue.text, ref.name, cue.start_s, cue.end_s, natural, spoken,
-                               natural / wanted, fitted, int(result.seed))
+                               natural / wanted, fitted, int(result.seed), len(clip) / rate)
             reports.append(report)
             placed.append(clip)
             yield "cue", report
     progress(1.0, "Mixing")
-    yield "done", DubResult(track, rate, tuple(reports), tuple(placed))
+    yield "done", DubResult(track, rate, tuple(reports), tuple(placed), len(cues))

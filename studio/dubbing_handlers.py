@@ -14,7 +14,7 @@ from engine.errors import InputError
 from studio.audio_files import new_job_dir, write_wav, write_zip
 from studio.backend import get_backend
 from studio.dubbing import DubResult, run_dub
-from studio import handlers
+from studio import feedback, handlers
 from studio.handlers import describe_progress, int_if_whole, seed_arg, user_error
 from studio.references import check_clips, resolve
 from studio.runner import ProgressRelay
@@ -26,7 +26,8 @@ from studio.voice_names import name_key
 log = logging.getLogger(__name__)
 
 MAX_VOICE_MAP_CHARS = 65_536  # speaker_voices text: far more than any real list of speakers
-SPEAKER_SLOTS = 6  # speakers the tab offers a voice list for (others use the voice for all)
+TRACK_LABEL = "Dubbed track"
+SPEAKER_SLOTS = 6  # speakers (dub_ui takes one argument per slot) the tab offers a voice list for (others use the voice for all)
 
 
 def read_cues(path: Any) -> list[Cue]:
@@ -135,20 +136,24 @@ def prepare(path: Any, mapping: dict[str, str], default_voice: str | None):
 
 
 def write_outputs(result: DubResult) -> dict[str, str]:
-    """The track and the ZIP of placed cues (with the report) as files; name -> path."""
+    """The track and the ZIP of placed cues (with the report; a stopped dub's with a summary.txt
+    saying so) as files; name -> path."""
     folder = new_job_dir("dub")
     track = write_wav(folder / "dub.wav", result.audio, result.sample_rate)
     names = [f"cue_{r.cue:03d}.wav" for r in result.reports]
-    archive = write_zip(folder / "dub-cues.zip", zip(names, result.clips), result.sample_rate,
-                        {"report.json": result.report_json()})
+    extra = {"report.json": result.report_json()}
+    if result.stopped:
+        extra["summary.txt"] = result.summary() + "\n"
+    archive = write_zip(folder / "dub-cues.zip", zip(names, result.clips), result.sample_rate, extra)
     return {"track": str(track), "zip": str(archive)}
 
 
-def _run(path, mapping, default_voice, nfe_step, seed, relay):
+def _run(path, mapping, default_voice, nfe_step, seed, relay, should_stop=None):
     """Check everything, then the dub's events (nothing runs before the first one is asked for)."""
     cues, by_cue, clips = prepare(path, mapping, default_voice)
     return len(cues), run_dub(cues, by_cue, clips, get_backend(), nfe_step=int_if_whole(nfe_step),
-                              seed=seed_arg(seed), on_progress=relay, synthesize_whole=handlers.ZEROGPU_SYNTHESIZE)
+                              seed=seed_arg(seed), on_progress=relay, synthesize_whole=handlers.ZEROGPU_SYNTHESIZE,
+                              should_stop=should_stop)
 
 
 def dub_api(subtitles, voice, speaker_voices, nfe_step, seed, progress=gr.Progress()):
@@ -169,14 +174,14 @@ def dub_api(subtitles, voice, speaker_voices, nfe_step, seed, progress=gr.Progre
 
 
 def inspect_upload(path):
-    """The tab's upload: (a summary line, the speakers found, then each slot's update)."""
+    """The tab's upload: (a summary line, the error block, the speakers found, then each slot's update)."""
     hidden = [gr.update(visible=False, value=None) for _ in range(SPEAKER_SLOTS)]
     if not path:
-        return ("", [], *hidden)
+        return ("", "", [], *hidden)
     try:
         cues = read_cues(path)
-    except Exception as error:
-        raise user_error(error, "Reading the subtitles") from None
+    except Exception as error:  # under the file, one problem per line, until the next upload
+        return ("", feedback.error_html(user_error(error, "Reading the subtitles").message), [], *hidden)
     found = speakers(cues)
     names = {name_key(n): n for n in _voice_names()}
     updates = [gr.update(visible=True, label=f"Voice for {s}", choices=list(names.values()),
@@ -186,7 +191,7 @@ def inspect_upload(path):
     summary = (f"{len(cues)} cues, {length:.1f} s, speakers: {', '.join(found) if found else 'none named'}"
                + (f" (the first {SPEAKER_SLOTS} get their own list; the rest use the voice for all)"
                   if len(found) > SPEAKER_SLOTS else ""))
-    return (summary, found, *updates)
+    return (summary, "", found, *updates)
 
 
 def _voice_names() -> list[str]:
@@ -195,25 +200,50 @@ def _voice_names() -> list[str]:
     return voice_names()
 
 
-def dub_ui(path, default_voice, found_speakers, nfe_step, seed, *slot_voices, progress=gr.Progress()):
-    """The tab's Dub: the report fills cue by cue; then (the track, the report, the ZIP, a summary).
-    Stop (a cancel) ends it between two cues."""
+def dub_ui(path, default_voice, found_speakers, nfe_step, seed, voice_1, voice_2, voice_3, voice_4, voice_5, voice_6,
+           progress=gr.Progress(), request: gr.Request = None):
+    """The tab's Dub: the report fills cue by cue; then (the track, the report, the ZIP, a summary,
+    the error block). Its Stop (:func:`studio.handlers.stop_job`) ends it after the cue in progress,
+    keeping the cues made; a problem shows under the subtitle file until the next Dub. (One argument
+    per speaker slot, not ``*voices``: Gradio passes the progress and the request only to named
+    positional parameters.)"""
+    slot_voices = (voice_1, voice_2, voice_3, voice_4, voice_5, voice_6)[:SPEAKER_SLOTS]
+    key = handlers.job_stop_key(request, "dub")
+    signal = handlers.STOPS.start(key)
+    try:
+        yield from _dub_job(path, default_voice, found_speakers, nfe_step, seed, slot_voices, progress, signal)
+    except gr.Error as error:
+        yield gr.skip(), gr.skip(), gr.skip(), "", feedback.error_html(error.message)
+    finally:
+        handlers.STOPS.finish(key, signal)
+
+
+def _dub_job(path, default_voice, found_speakers, nfe_step, seed, slot_voices, progress, signal):
     mapping = {speaker: voice for speaker, voice in zip(found_speakers or [], slot_voices) if voice}
-    relay = ProgressRelay(progress, rewrite=describe_progress)
+    clock = feedback.JobClock()
+    relay = ProgressRelay(progress, rewrite=clock.rewrite(describe_progress))
     rows: list[list[Any]] = []
     result = None
     try:
-        total, events = _run(path, mapping, default_voice, nfe_step, seed, relay)
-        yield None, [], None, "Starting..."
+        total, events = _run(path, mapping, default_voice, nfe_step, seed, relay, should_stop=lambda: signal.fired)
+        yield gr.update(value=None, label=TRACK_LABEL), [], None, "Starting...", ""
         for event, value in events:
             if event == "cue":
                 rows.append(value.row())
-                yield gr.skip(), rows, gr.skip(), f"{len(rows)} of {total} cues done..."
+                yield gr.skip(), rows, gr.skip(), f"{len(rows)} of {total} cues done · {clock.text(len(rows) / total)}", \
+                    gr.skip()
                 relay.repeat()
             else:
                 result = value
     except Exception as error:
         raise user_error(error, "Dubbing") from None
     log.info("dub: %s", result.summary())
+    if result.stopped and not result.reports:
+        yield None, [], None, "**Stopped** before the first cue was done.", ""
+        return
     files = write_outputs(result)
-    yield files["track"], [r.row() for r in result.reports], files["zip"], result.summary()
+    label = f"{TRACK_LABEL} · stopped after {len(result.reports)} of {result.planned} cues" if result.stopped \
+        else TRACK_LABEL
+    summary = result.summary().replace("Stopped", "**Stopped**", 1)
+    yield (gr.update(value=files["track"], label=label), [r.row() for r in result.reports], files["zip"],
+           f"{summary} Took {feedback.clock_text(clock.elapsed_s())}.", "")

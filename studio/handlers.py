@@ -183,6 +183,22 @@ def stop_generation(request: gr.Request = None) -> None:
         log.debug("stop pressed with nothing running")
 
 
+def job_stop_key(request: Any, job: str) -> str | None:
+    """The stop registry's key of a long job (dialogue, dub) in this browser session."""
+    session = getattr(request, "session_hash", None)
+    return f"{session}:{job}" if session else None
+
+
+def stop_job(job: str):
+    """A Stop button's handler for the long job ``job``: the job ends after the line in progress,
+    keeping everything made before it."""
+    def stop(request: gr.Request = None) -> None:
+        if not STOPS.fire(job_stop_key(request, job)):
+            log.debug("stop pressed with no %s running", job)
+
+    return stop
+
+
 def _stream_chunks(args: dict[str, Any], relay: ProgressRelay, signal: StopSignal | None = None):
     """Yield each new chunk to the live player; return ``(the engine's result, None)``, or
     ``(None, (sample rate, the int16 chunks played so far))`` when ``signal`` stopped it."""

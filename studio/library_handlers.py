@@ -14,12 +14,14 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from studio import feedback
 from studio.handlers import user_error
 from studio.voice_library import VoiceEntry, get_library
 
 log = logging.getLogger(__name__)
 
-TABLE_HEADERS = ["name", "length (s)", "transcript", "note", "kind", "status"]
+TABLE_HEADERS = ["name", "seconds", "transcript", "note", "kind", "status"]
+TABLE_WIDTHS = ["200px", "90px", "380px", "200px", "120px", "110px"]  # px: on a phone the table scrolls in its box
 
 
 def _run(action: str, work, *args):
@@ -73,7 +75,7 @@ def table_rows(entries: list[VoiceEntry] | None = None) -> list[list[Any]]:
     rows = []
     for entry in get_library().list() if entries is None else entries:
         rows.append([entry.name, None if entry.seconds is None else round(entry.seconds, 1), entry.ref_text,
-                     entry.note, "bundled (read-only)" if entry.read_only else "saved",
+                     entry.note, "bundled" if entry.read_only else "saved",
                      f"⚠ {entry.error}" if entry.error else "ok"])
     return rows
 
@@ -119,45 +121,86 @@ def pick_voice(name):
     return _run("Loading the voice", pick)
 
 
+def _describe(entry: VoiceEntry) -> str:
+    kind = "bundled, read-only" if entry.read_only else "saved"
+    lines = [f"**{html.escape(entry.name)}** ({kind})", f"Transcript: {html.escape(entry.ref_text)}"]
+    if entry.note:
+        lines.append(f"Note: {html.escape(entry.note)}")
+    if entry.error:
+        lines.append(f"⚠ This voice cannot be used: {html.escape(entry.error)}")
+    return "\n\n".join(lines)
+
+
+def _failed(error: BaseException, action: str) -> str:
+    """A refused library action as the in-place error block (under the buttons; no badge on inputs)."""
+    return feedback.error_html(user_error(error, action).message)
+
+
 def show_voice(name):
-    """The Voices tab's selection: (its clip to play, a description, the rename box's value)."""
+    """The Voices tab's selection: (its clip to play, a description, the rename box's value, Rename,
+    Delete (both off for a bundled read-only voice or none), the hidden Confirm delete, the status)."""
+    hidden = gr.update(visible=False)
     if not name:
-        return None, "", ""
-
-    def show():
+        return None, "", "", gr.update(interactive=False), gr.update(interactive=False), hidden, ""
+    try:
         entry = get_library().get(name)
-        kind = "bundled, read-only" if entry.read_only else "saved"
-        lines = [f"**{html.escape(entry.name)}** ({kind})", f"Transcript: {html.escape(entry.ref_text)}"]
-        if entry.note:
-            lines.append(f"Note: {html.escape(entry.note)}")
-        if entry.error:
-            lines.append(f"⚠ This voice cannot be used: {html.escape(entry.error)}")
-            return None, "\n\n".join(lines), entry.name
-        return _audio(entry), "\n\n".join(lines), entry.name
+        audio = None if entry.error else _audio(entry)
+    except Exception as error:
+        return None, "", "", gr.skip(), gr.skip(), hidden, _failed(error, "Loading the voice")
+    editable = gr.update(interactive=not entry.read_only)
+    note = "The bundled example voices are read-only." if entry.read_only else ""
+    return audio, _describe(entry), entry.name, editable, editable, hidden, note
 
-    return _run("Loading the voice", show)
+
+def select_row(event: gr.SelectData):
+    """A click on a row of the Voices table selects its voice: (the selector, then :func:`show_voice`'s)."""
+    row = getattr(event, "row_value", None) or []
+    name = str(row[0]) if row else None
+    if not name:
+        return (gr.skip(), *show_voice(None))
+    return (name, *show_voice(name))
 
 
 def save_from_clone(name, ref_audio, ref_text, note) -> str:
-    """The clone tab's "Save this voice": the status line (errors as gr.Error)."""
+    """The clone tab's "Save this voice": the status under the button (a refusal in its place)."""
     if not ref_audio:
-        raise gr.Error("Upload or record a reference clip first, then save it as a voice.", print_exception=False)
-    entry = _run("Saving the voice", lambda: get_library().save(name, ref_audio, ref_text or "", note or ""))
+        return feedback.error_html("Upload or record a reference clip first, then save it as a voice.")
+    try:
+        entry = get_library().save(name, ref_audio, ref_text or "", note or "")
+    except Exception as error:
+        return _failed(error, "Saving the voice")
     log.info("voice %r saved from the clone tab", entry.name)
     return f"Saved **{html.escape(entry.name)}** ({entry.seconds:.1f} s): pick it in any voice list."
 
 
 def rename_selected(name, new_name):
-    """The Voices tab's Rename: (status line, the new name for the selector)."""
+    """The Voices tab's Rename: (status, the new name for the selector, the info card)."""
     if not name:
-        raise gr.Error("Choose a voice to rename first.", print_exception=False)
-    entry = _run("Renaming the voice", lambda: get_library().rename(name, new_name))
-    return f"Renamed **{html.escape(str(name))}** to **{html.escape(entry.name)}**.", entry.name
+        return feedback.error_html("Choose a voice to rename first."), gr.skip(), gr.skip()
+    try:
+        entry = get_library().rename(name, new_name)
+    except Exception as error:
+        return _failed(error, "Renaming the voice"), gr.skip(), gr.skip()
+    return f"Renamed **{html.escape(str(name))}** to **{html.escape(entry.name)}**.", entry.name, _describe(entry)
+
+
+def ask_delete(name):
+    """The Voices tab's Delete: nothing is deleted yet; (the Confirm delete button, the status)."""
+    if not name:
+        return gr.update(visible=False), feedback.error_html("Choose a voice to delete first.")
+    return (gr.update(visible=True, value=f"Confirm delete: {name}"),
+            f"Delete **{html.escape(str(name))}** for good? There is no undo: press *Confirm delete*.")
 
 
 def delete_selected(name):
-    """The Voices tab's Delete: (status line, an emptied selector)."""
+    """The Voices tab's Confirm delete: (status, the selector, player, info, rename box, Rename,
+    Delete, the hidden Confirm delete). A refusal leaves everything else as it was."""
+    hidden = gr.update(visible=False)
     if not name:
-        raise gr.Error("Choose a voice to delete first.", print_exception=False)
-    _run("Deleting the voice", lambda: get_library().delete(name))
-    return f"Deleted **{html.escape(str(name))}**.", None
+        return feedback.error_html("Choose a voice to delete first."), *[gr.skip()] * 6, hidden
+    try:
+        get_library().delete(name)
+    except Exception as error:
+        return _failed(error, "Deleting the voice"), *[gr.skip()] * 6, hidden
+    off = gr.update(interactive=False)
+    return f"Deleted **{html.escape(str(name))}**.", None, None, "", "", off, off, hidden

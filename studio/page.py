@@ -31,6 +31,40 @@ HEADER = f"""
 </div>
 """
 CSS_FILE = ASSETS_DIR / "studio.css"
+# Keyboard: Ctrl+Enter (Cmd+Enter) in a tab's text box presses that tab's Generate button; the
+# secondary controls of the reference players in the forms (volume, speed, skip, trim, share,
+# download) leave the Tab order, so Generate is a few presses away (play, clear, upload stay).
+SHORTCUTS = """<script>
+(() => {
+  const forms = "#ref-audio, #dialogue-clip-1, #dialogue-clip-2";
+  const secondary = /^(Download|Share|Adjust volume|Adjust playback speed|Skip backwards|Skip forward|Reset audio|Trim audio)/;
+  let queued = false;
+  const tidy = () => {
+    queued = false;
+    for (const el of document.querySelectorAll(`:is(${forms}) :is(button, a[download])`)) {
+      const label = el.getAttribute("aria-label") || el.getAttribute("title") || "";
+      if ((el.tagName === "A" || secondary.test(label)) && el.getAttribute("tabindex") !== "-1") {
+        el.setAttribute("tabindex", "-1");
+      }
+    }
+  };
+  const observe = () => new MutationObserver(() => {
+    if (!queued) { queued = true; requestAnimationFrame(tidy); }
+  }).observe(document.body, {childList: true, subtree: true});
+  if (document.body) observe(); else document.addEventListener("DOMContentLoaded", observe);
+})();
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+  const pairs = [["#gen-text", "#generate-btn"], ["#dialogue-script", "#dialogue-generate"]];
+  for (const [box, button] of pairs) {
+    if (event.target.closest && event.target.closest(box)) {
+      event.preventDefault();
+      document.querySelector(button)?.click();
+      return;
+    }
+  }
+});
+</script>"""
 
 
 def build_demo(backend: Backend) -> gr.Blocks:
@@ -41,10 +75,9 @@ def build_demo(backend: Backend) -> gr.Blocks:
         banner = ui_format.fast_mode_banner(settings.cpu_fast_mode, settings.cpu_fast_cfg_cutoff)
         if banner:  # the opt-in fast mode is never silent: said above the form and on every result
             gr.HTML(banner)
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap", elem_id="tabs"):  # on a phone every tab shows (wrapped), no menu
             with gr.Tab("Voice clone", id="clone"):
                 clone = build_clone_tab(settings, load_voices())
-                panel = build_engine_panel()
             with gr.Tab("Voices", id="voices"):
                 voices = build_voices_tab()
             with gr.Tab("Dialogue", id="dialogue"):
@@ -53,6 +86,7 @@ def build_demo(backend: Backend) -> gr.Blocks:
                 dubbing = build_dubbing_tab(settings)
             with gr.Tab("API", id="api"):
                 api_text = build_api_tab(settings)
+        panel = build_engine_panel()  # outside the tabs: the same panel under every tab
         clone_events = wire_clone_tab(clone, settings)
         voices_events = wire_voices_tab(voices)
         dialogue_event = wire_dialogue_tab(dialogue, settings)
@@ -86,6 +120,7 @@ def launch_options(backend: Backend, max_upload_mb: float) -> dict[str, Any]:
         allowed_paths=[str(ASSETS_DIR)],
         max_threads=max_threads(backend.settings.max_queue),
         css=CSS_FILE.read_text(encoding="utf-8"),
+        head=SHORTCUTS,
         theme=gr.themes.Soft(),
         show_error=False,
     )

@@ -26,7 +26,7 @@ APP_ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_MAX_CONNECTIONS": ("1000", "Most connections the server keeps open at once; more are closed at once (keep it under the process's open-file limit, `ulimit -n`)."),
     "GRADIO_SERVER_NAME": ("127.0.0.1", "Address the page and the REST API listen on (`0.0.0.0` to serve the network)."),
     "GRADIO_SERVER_PORT": ("7860", "Port the page and the REST API listen on."),
-    "GRADIO_TEMP_DIR": ("", "Where uploads and results are kept (empty: the system temp folder + `/gradio`); the only folder besides assets/ the app serves files from. Files older than an hour are deleted."),
+    "GRADIO_TEMP_DIR": ("", "Where uploads and results are kept: each server makes its own folder in it (empty: in the system temp folder) and removes it when it stops, so two servers on one machine never delete each other's files; the only folder besides assets/ the app serves files from. Files older than an hour are deleted."),
     "LOG_LEVEL": ("INFO", "Python logging level of the app and engine (DEBUG, INFO, WARNING, ...)."),
 }
 

@@ -151,10 +151,10 @@ def status_rows(status: EngineStatus, now: float | None = None, memory: str | No
     else:
         rss = process_rss_mb()
         rows.append(("Memory", f"{_mb(rss)} (app process)" if rss is not None else "n/a"))
-    rows.append(("Unloading frees", unload_note(status)))
+    rows.append(("An unload frees", unload_note(status)))
     rows.append(("Idle unload", _idle_text(status, now)))
     rows.append(("Requests", f"{running_requests(status)} running · {status.waiting} waiting · "
-                             f"{status.served} served · {status.failed} failed · {status.refused} refused"))
+                             f"{status.served} served · {status.failed} failed · {status.refused} turned away (bad input or busy)"))
     rows.append(("Loads / unloads / fallbacks", f"{status.loads} / {status.unloads} / {status.fallbacks}"))
     rows.append(("Precision", precision_text(status)))
     rows.append(("Batching", batching_text(status)))
@@ -171,12 +171,12 @@ def running_requests(status: EngineStatus) -> int:
 
 
 def unload_note(status: EngineStatus) -> str:
-    """What an unload frees here (the 'Unloading frees' card): on a CPU with a host copy, no RAM."""
+    """What an unload frees here (the 'An unload frees' card): on a CPU with a host copy, little."""
     on_gpu = status.memory is not None
     if status.host_copy:
         if on_gpu:
-            return "the GPU memory (the host copy stays in RAM)"
-        return "no RAM (the host copy stays for fast reloads)"
+            return "the GPU memory (a copy stays in RAM so the next load is fast)"
+        return "little: the model stays in RAM so the next load is fast"
     return "the GPU memory and the model's RAM" if on_gpu else "the model's RAM"
 
 

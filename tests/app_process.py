@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -53,7 +54,8 @@ class App:
     """A running `python app.py` on 127.0.0.1 and the folders it writes to.
 
     url: its base URL (ends in "/"); process: the subprocess; log_path: its stdout and stderr;
-    gradio_temp: GRADIO_TEMP_DIR; tmpdir: TMPDIR; downloads: where `client()` saves files;
+    gradio_temp: the app's own Gradio temp folder (made by the app inside the GRADIO_TEMP_DIR it was
+    given, see studio/temp_dir.py); tmpdir: TMPDIR; downloads: where `client()` saves files;
     env: the whole environment it was started with.
     """
 
@@ -125,6 +127,13 @@ def wait_until_up(app: App, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
     pytest.fail(f"app.py did not answer within {timeout_s} s:\n{app.log_text()[-6000:]}")
 
 
+def private_temp_dir(app: App) -> Path:
+    """The private folder the app made inside its GRADIO_TEMP_DIR at start-up (its log names it)."""
+    found = re.search(r"gradio temp folder: (\S+)", app.log_text())
+    assert found, f"the app did not log its Gradio temp folder:\n{app.log_text()[-3000:]}"
+    return Path(found.group(1))
+
+
 def _stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:
@@ -181,6 +190,7 @@ def launch_app(base: Path, model_dir: Path, log_name: str, **env_overrides: str)
             _stop_and_keep_log(process, log_path, log_name)
             raise
     try:
+        app.gradio_temp = private_temp_dir(app)
         yield app
     finally:
         _stop_and_keep_log(process, log_path, log_name)

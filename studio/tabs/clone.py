@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio import handlers, library_handlers
+from studio import feedback, handlers, library_handlers
 from studio.backend import FrontendSettings
 from studio.reference_check import on_reference_change
 from studio.voices import Voice
@@ -29,6 +29,7 @@ class CloneTab:
     seed: gr.Number
     randomize: gr.Checkbox
     generate_btn: gr.Button
+    generate_error: gr.HTML
     stop_btn: gr.Button
     text_file: gr.UploadButton
     live_audio: gr.Audio
@@ -100,6 +101,7 @@ def build_clone_tab(settings: FrontendSettings, voices: list[Voice]) -> CloneTab
                     seed = gr.Number(defaults.seed, label="Seed (-1 = random)", precision=0, elem_id="seed",
                                      scale=2, min_width=120)
                     randomize = gr.Checkbox(True, label="Randomize seed", elem_id="randomize", scale=1, min_width=120)
+            generate_error = gr.HTML("", elem_id="generate-error")
             with gr.Row():
                 generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn", scale=3)
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1, min_width=80)
@@ -118,8 +120,23 @@ def build_clone_tab(settings: FrontendSettings, voices: list[Voice]) -> CloneTab
                     example_labels=[v.name for v in voices], inputs=[ref_audio, ref_text, gen_text],
                     label="Example voices: click one, then Generate")
     return CloneTab(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
-                    generate_btn, stop_btn, text_file, live_audio, out_audio, details, spectrogram, voice_pick,
+                    generate_btn, generate_error, stop_btn, text_file, live_audio, out_audio, details, spectrogram, voice_pick,
                     ref_check, save_name, save_note, save_btn, save_status, reuse_seed_btn, advanced)
+
+
+def generate_ui(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
+                progress=gr.Progress(), request: gr.Request = None):
+    """The page's Generate: :func:`studio.handlers.generate_stream` plus the problem block above the
+    button (cleared at the start, filled on a refusal and kept until the next Generate), instead of a
+    toast that closes by itself and an "Error" badge over the result."""
+    try:
+        first = True
+        for outputs in handlers.generate_stream(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade,
+                                                remove_silence, seed, randomize, progress=progress, request=request):
+            yield (*outputs, "" if first else gr.skip())
+            first = False
+    except gr.Error as error:
+        yield gr.skip(), gr.skip(), gr.skip(), "", gr.skip(), feedback.error_html(error.message)
 
 
 def wire_clone_tab(tab: CloneTab, settings: FrontendSettings) -> CloneEvents:
@@ -128,8 +145,8 @@ def wire_clone_tab(tab: CloneTab, settings: FrontendSettings) -> CloneEvents:
             tab.remove_silence, tab.seed]
     # The UI's Generate: streaming, private (API clients use /synthesize below).
     generate_event = tab.generate_btn.click(
-        handlers.generate_stream, inputs=form + [tab.randomize],
-        outputs=[tab.out_audio, tab.live_audio, tab.spectrogram, tab.details, tab.seed],
+        generate_ui, inputs=form + [tab.randomize],
+        outputs=[tab.out_audio, tab.live_audio, tab.spectrogram, tab.details, tab.seed, tab.generate_error],
         concurrency_limit=None, api_visibility="private", show_progress_on=[tab.out_audio])
     generate_event.then(lambda: gr.update(visible=True), outputs=tab.reuse_seed_btn, queue=False,
                         api_visibility="private", show_progress="hidden")

@@ -7,7 +7,7 @@ import dataclasses
 
 import gradio as gr
 
-from studio import dialogue_handlers
+from studio import dialogue_handlers, handlers
 from studio.backend import FrontendSettings
 from studio.dialogue import DEFAULT_GAP_S
 from studio.dialogue_handlers import MAX_GAP_S, TIMING_HEADERS
@@ -24,6 +24,7 @@ class DialogueTab:
     """The tab's components."""
 
     script: gr.Textbox
+    error: gr.HTML
     voices_hint: gr.Markdown
     uploads: list  # (name, audio, text) per upload slot
     nfe_step: gr.Slider
@@ -44,6 +45,7 @@ def build_dialogue_tab(settings: FrontendSettings) -> DialogueTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
             script = gr.Textbox(label="Script", lines=10, placeholder=EXAMPLE, elem_id="dialogue-script")
+            error = gr.HTML("", elem_id="dialogue-error")
             voices_hint = gr.Markdown("", elem_id="dialogue-voices")
             uploads = []
             with gr.Accordion("Voices uploaded for this script (optional)", open=False, elem_id="dialogue-uploads"):
@@ -68,7 +70,7 @@ def build_dialogue_tab(settings: FrontendSettings) -> DialogueTab:
         with gr.Column(scale=1, min_width=320):
             live_audio = gr.Audio(label="Live playback (each line as it is made)", streaming=True, autoplay=True,
                                   interactive=False, elem_id="dialogue-live")
-            mix = gr.Audio(label="Mixed dialogue", type="filepath", interactive=False, buttons=["download"],
+            mix = gr.Audio(label=dialogue_handlers.MIX_LABEL, type="filepath", interactive=False, buttons=["download"],
                            elem_id="dialogue-mix")
             files = gr.File(label="Lines (ZIP of WAVs) and timings (JSON, SRT)", file_count="multiple",
                             interactive=False, height=200,
@@ -77,7 +79,7 @@ def build_dialogue_tab(settings: FrontendSettings) -> DialogueTab:
                                    column_widths=["7%", "9%", "16%", "44%", "12%", "12%"], label="Timings",
                                    elem_id="dialogue-timings")
             status = gr.Markdown("", elem_id="dialogue-status")
-    return DialogueTab(script, voices_hint, uploads, nfe_step, seed, gap, generate_btn, stop_btn, live_audio, mix,
+    return DialogueTab(script, error, voices_hint, uploads, nfe_step, seed, gap, generate_btn, stop_btn, live_audio, mix,
                        files, timings, status)
 
 
@@ -86,9 +88,10 @@ def wire_dialogue_tab(tab: DialogueTab, settings: FrontendSettings):
     uploads = [component for slot in tab.uploads for component in slot]
     generate = tab.generate_btn.click(
         dialogue_handlers.dialogue_stream, inputs=[tab.script, tab.nfe_step, tab.seed, tab.gap, *uploads],
-        outputs=[tab.live_audio, tab.mix, tab.files, tab.timings, tab.status], concurrency_limit=None,
+        outputs=[tab.live_audio, tab.mix, tab.files, tab.timings, tab.status, tab.error], concurrency_limit=None,
         api_visibility="private", show_progress_on=[tab.mix])
-    tab.stop_btn.click(None, cancels=[generate], queue=False, api_visibility="private")
+    # Stop ends the run after the line in progress and keeps the lines made (mix, ZIP, timings).
+    tab.stop_btn.click(handlers.stop_job("dialogue"), queue=False, api_visibility="private")
 
     with gr.Group(visible=False):  # the API's plain inputs and outputs
         nfe_step = gr.Number(settings.default_nfe_step, label="nfe_step")

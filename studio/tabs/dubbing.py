@@ -7,7 +7,7 @@ import dataclasses
 
 import gradio as gr
 
-from studio import dubbing_handlers
+from studio import dubbing_handlers, handlers
 from studio.backend import FrontendSettings
 from studio.dubbing import MAX_SPEED, REPORT_HEADERS
 
@@ -23,6 +23,7 @@ class DubbingTab:
 
     subtitles: gr.File
     summary: gr.Markdown
+    error: gr.HTML
     speakers: gr.State
     default_voice: gr.Dropdown
     slots: list
@@ -44,6 +45,7 @@ def build_dubbing_tab(settings: FrontendSettings) -> DubbingTab:
             subtitles = gr.File(label="Subtitles (.srt or .vtt)", file_types=[".srt", ".vtt"], type="filepath",
                                 elem_id="dub-file")
             summary = gr.Markdown("", elem_id="dub-summary")
+            error = gr.HTML("", elem_id="dub-error")
             speakers = gr.State([])
             default_voice = gr.Dropdown(label="Voice for all cues (and speakers without their own)", choices=[],
                                         value=None, elem_id="dub-voice")
@@ -58,28 +60,30 @@ def build_dubbing_tab(settings: FrontendSettings) -> DubbingTab:
                 dub_btn = gr.Button("Dub", variant="primary", elem_id="dub-btn", scale=3)
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="dub-stop", scale=1, min_width=80)
         with gr.Column(scale=1, min_width=320):
-            track = gr.Audio(label="Dubbed track", type="filepath", interactive=False, buttons=["download"],
+            track = gr.Audio(label=dubbing_handlers.TRACK_LABEL, type="filepath", interactive=False, buttons=["download"],
                              elem_id="dub-track")
             result = gr.Markdown("", elem_id="dub-result")
             report = gr.Dataframe(headers=REPORT_HEADERS, value=None, interactive=False, wrap=True,
-                                  column_widths=["7%", "31%", "25%", "12%", "10%", "15%"], label="Per-cue report",
+                                  column_widths=["6%", "10%", "24%", "16%", "9%", "9%", "8%", "8%", "10%"],
+                                  label="Per-cue report: seconds generated, heard in the slot, cut at its end",
                                   elem_id="dub-report")
             zip_file = gr.File(label="Cues (ZIP of WAVs and report.json)", interactive=False, height=100,
                                elem_id="dub-zip")
-    return DubbingTab(subtitles, summary, speakers, default_voice, slots, nfe_step, seed, dub_btn, stop_btn, track,
+    return DubbingTab(subtitles, summary, error, speakers, default_voice, slots, nfe_step, seed, dub_btn, stop_btn, track,
                       report, zip_file, result)
 
 
 def wire_dubbing_tab(tab: DubbingTab, settings: FrontendSettings):
     """Connect the tab and the API's ``/dub``; returns the Dub event."""
     tab.subtitles.change(dubbing_handlers.inspect_upload, inputs=tab.subtitles,
-                         outputs=[tab.summary, tab.speakers, *tab.slots], concurrency_limit=None,
+                         outputs=[tab.summary, tab.error, tab.speakers, *tab.slots], concurrency_limit=None,
                          api_visibility="private")
     dub = tab.dub_btn.click(dubbing_handlers.dub_ui,
                             inputs=[tab.subtitles, tab.default_voice, tab.speakers, tab.nfe_step, tab.seed, *tab.slots],
-                            outputs=[tab.track, tab.report, tab.zip_file, tab.result], concurrency_limit=None,
-                            api_visibility="private", show_progress_on=[tab.track])
-    tab.stop_btn.click(None, cancels=[dub], queue=False, api_visibility="private")
+                            outputs=[tab.track, tab.report, tab.zip_file, tab.result, tab.error],
+                            concurrency_limit=None, api_visibility="private", show_progress_on=[tab.track])
+    # Stop ends the dub after the cue in progress and keeps the cues made (track, report, ZIP).
+    tab.stop_btn.click(handlers.stop_job("dub"), queue=False, api_visibility="private")
 
     with gr.Group(visible=False):  # the API's plain inputs and outputs
         subtitles = gr.File(label="subtitles", type="filepath")

@@ -28,6 +28,7 @@ class VoicesTab:
     new_name: gr.Textbox
     rename_btn: gr.Button
     delete_btn: gr.Button
+    confirm_btn: gr.Button
     status: gr.Markdown
 
 
@@ -35,7 +36,8 @@ def build_voices_tab() -> VoicesTab:
     """Lay out the tab (inside a ``gr.Tab`` opened by the caller)."""
     gr.Markdown(INTRO)
     table = gr.Dataframe(headers=library_handlers.TABLE_HEADERS, value=None, interactive=False, wrap=True,
-                         elem_id="voices-table", label="Voice library")
+                         column_widths=library_handlers.TABLE_WIDTHS, elem_id="voices-table",
+                         label="Voice library (click a row to select its voice)")
     with gr.Row(equal_height=True):
         selector = gr.Dropdown(label="Voice", choices=[], value=None, elem_id="voices-select", scale=4)
         refresh_btn = gr.Button("Refresh", size="sm", elem_id="voices-refresh", scale=1, min_width=80)
@@ -43,25 +45,34 @@ def build_voices_tab() -> VoicesTab:
     info = gr.Markdown("", elem_id="voices-info")
     with gr.Row(equal_height=True):
         new_name = gr.Textbox(label="New name", max_lines=1, elem_id="voices-new-name", scale=3)
-        rename_btn = gr.Button("Rename", size="sm", elem_id="voices-rename", scale=1, min_width=80)
-        delete_btn = gr.Button("Delete", size="sm", variant="stop", elem_id="voices-delete", scale=1, min_width=80)
+        rename_btn = gr.Button("Rename", size="sm", elem_id="voices-rename", scale=1, min_width=80, interactive=False)
+        delete_btn = gr.Button("Delete", size="sm", variant="stop", elem_id="voices-delete", scale=1, min_width=80,
+                               interactive=False)
+    confirm_btn = gr.Button("Confirm delete", size="sm", variant="stop", elem_id="voices-confirm-delete",
+                            visible=False)
     status = gr.Markdown("", elem_id="voices-status")
-    return VoicesTab(table, selector, refresh_btn, player, info, new_name, rename_btn, delete_btn, status)
+    return VoicesTab(table, selector, refresh_btn, player, info, new_name, rename_btn, delete_btn, confirm_btn,
+                     status)
 
 
 def wire_voices_tab(tab: VoicesTab) -> dict[str, Any]:
     """Connect the tab and the library's API endpoints; returns the events that change the library
     (the page refreshes every voice list after them) and the refresh button's."""
-    tab.selector.input(library_handlers.show_voice, inputs=tab.selector, outputs=[tab.player, tab.info, tab.new_name],
-                       concurrency_limit=None, api_visibility="private")
+    shown = [tab.player, tab.info, tab.new_name, tab.rename_btn, tab.delete_btn, tab.confirm_btn, tab.status]
+    tab.selector.input(library_handlers.show_voice, inputs=tab.selector, outputs=shown, concurrency_limit=None,
+                       api_visibility="private")
+    tab.table.select(library_handlers.select_row, outputs=[tab.selector, *shown], concurrency_limit=None,
+                     api_visibility="private")
+    # A refusal goes to the status under the buttons: never an "Error" badge over the voice list.
     renamed = tab.rename_btn.click(library_handlers.rename_selected, inputs=[tab.selector, tab.new_name],
-                                   outputs=[tab.status, tab.selector], concurrency_limit=None,
+                                   outputs=[tab.status, tab.selector, tab.info], concurrency_limit=None,
                                    api_visibility="private")
-    deleted = tab.delete_btn.click(library_handlers.delete_selected, inputs=tab.selector,
-                                   outputs=[tab.status, tab.selector], concurrency_limit=None,
-                                   api_visibility="private")
-    deleted.success(lambda: (None, "", ""), outputs=[tab.player, tab.info, tab.new_name], queue=False,
-                    api_visibility="private")
+    # Delete asks first (there is no undo); only "Confirm delete" deletes.
+    tab.delete_btn.click(library_handlers.ask_delete, inputs=tab.selector, outputs=[tab.confirm_btn, tab.status],
+                         queue=False, api_visibility="private")
+    deleted = tab.confirm_btn.click(library_handlers.delete_selected, inputs=tab.selector,
+                                    outputs=[tab.status, tab.selector, tab.player, tab.info, tab.new_name,
+                                             tab.rename_btn, tab.delete_btn, tab.confirm_btn], concurrency_limit=None, api_visibility="private")
 
     # The API: plain components only API clients fill (the page never shows them).
     with gr.Group(visible=False):

@@ -96,6 +96,33 @@ def wait_for_text(locator, pattern: str, timeout_ms: int = 30_000) -> str:
     raise AssertionError(f"{pattern!r} never appeared; last text: {text!r}")
 
 
+TABS = ("Voice clone", "Voices", "Dialogue", "Dubbing", "API")
+
+
+def assert_fits_a_phone(browser, url: str, name: str) -> None:
+    """At 390 px every tab is on view (no overflow menu) and none scrolls the page sideways."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.locator("#generate-btn").wait_for(state="visible", timeout=60_000)
+        wait_for_text(page.locator("#engine-status"), r"(?i)state")
+        page.wait_for_timeout(500)
+        widths = {}
+        for tab in TABS:
+            button = page.get_by_role("tab", name=tab, exact=True)
+            assert button.is_visible(), f"the {tab} tab is hidden (behind a menu?)"
+            button.click()
+            page.wait_for_timeout(500)
+            widths[tab] = page.evaluate("() => document.documentElement.scrollWidth")
+            page.screenshot(path=str(ARTIFACTS / f"{name}-phone-{tab.replace(' ', '-').lower()}.png"), full_page=True)
+        assert all(width <= 390 for width in widths.values()), f"wider than a 390 px phone: {widths}"
+    finally:
+        context.close()
+
+
 @pytest.fixture(scope="session")
 def client(app_server):
     """A gradio_client.Client on the app (shared; make more with app_server.client())."""

@@ -281,7 +281,7 @@ def test_status_rows_for_an_unloaded_cpu_engine():
     assert rows["Last error"] == "CUDA out of memory" and "app process" in rows["Memory"]
     busy = dict(ui_format.status_rows(engine_status(state="ready", in_flight=3, waiting=2, running=1, served=5,
                                                     failed=1, refused=3)))
-    assert busy["Requests"] == "1 running · 2 waiting · 5 served · 1 failed · 3 refused"
+    assert busy["Requests"] == "1 running · 2 waiting · 5 served · 1 failed · 3 turned away (bad input or busy)"
     never = dict(ui_format.status_rows(engine_status(state="ready", idle_unload_s=-1, expires_at=None)))
     assert never["Idle unload"].startswith("never")
 

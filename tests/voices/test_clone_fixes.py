@@ -115,12 +115,12 @@ def test_the_panel_counts_a_loading_request_once_and_says_what_unload_frees():
     idle = dict(ui_format.status_rows(engine_status(state="ready", in_flight=0, waiting=0, expires_at=None)))
     assert "busy" not in idle["Idle unload"]
     cpu = dict(ui_format.status_rows(engine_status(state="ready", host_copy=True)))
-    assert cpu["Unloading frees"] == "no RAM (the host copy stays for fast reloads)"
-    assert dict(ui_format.status_rows(engine_status(host_copy=False)))["Unloading frees"] == "the model's RAM"
+    assert cpu["An unload frees"] == "little: the model stays in RAM so the next load is fast"
+    assert dict(ui_format.status_rows(engine_status(host_copy=False)))["An unload frees"] == "the model's RAM"
     from engine.status import DeviceMemory
 
     gpu = dict(ui_format.status_rows(engine_status(memory=DeviceMemory(100.0, 200.0), host_copy=True)))
-    assert gpu["Unloading frees"] == "the GPU memory (the host copy stays in RAM)"
+    assert gpu["An unload frees"] == "the GPU memory (a copy stays in RAM so the next load is fast)"
 
 
 @pytest.mark.parametrize("headers,url", [
@@ -140,21 +140,31 @@ def test_the_api_tab_uses_the_address_the_page_was_opened_at(headers, url):
 def test_library_handlers(library, voice_clips, backend):
     previous = set_library(library)
     try:
-        with pytest.raises(gr.Error, match="Upload or record a reference clip first"):
-            library_handlers.save_from_clone("Alice", None, REF_TEXT, "")
+        # Refusals come back as the in-place error block (no gr.Error: no badge over the inputs).
+        refused = library_handlers.save_from_clone("Alice", None, REF_TEXT, "")
+        assert 'class="field-error"' in refused and "Upload or record a reference clip first" in refused
         assert "Saved **Alice**" in library_handlers.save_from_clone("Alice", str(voice_clips["good"]), REF_TEXT, "hi")
-        with pytest.raises(gr.Error) as caught:
-            library_handlers.save_from_clone("alice", str(voice_clips["good"]), REF_TEXT, "")
-        assert "already exists" in caught.value.message and caught.value.print_exception is False
+        refused = library_handlers.save_from_clone("alice", str(voice_clips["good"]), REF_TEXT, "")
+        assert 'class="field-error"' in refused and "already exists" in refused
         (rate, pcm), text = library_handlers.pick_voice("ALICE")
         assert text == REF_TEXT and pcm.dtype == np.int16 and rate == 24000
-        audio, info, name = library_handlers.show_voice("Alice")
+        audio, info, name, rename, delete, confirm, _ = library_handlers.show_voice("Alice")
         assert name == "Alice" and "Transcript: " in info and "Note: hi" in info
-        assert library_handlers.rename_selected("Alice", "Alicia") == ("Renamed **Alice** to **Alicia**.", "Alicia")
+        assert rename["interactive"] and delete["interactive"] and confirm["visible"] is False
+        bundled = library_handlers.api_voices()[0]["name"]
+        _, _, _, rename, delete, _, note = library_handlers.show_voice(bundled)
+        assert rename["interactive"] is False and delete["interactive"] is False and "read-only" in note
+        status, selected, card = library_handlers.rename_selected("Alice", "Alicia")
+        assert (status, selected) == ("Renamed **Alice** to **Alicia**.", "Alicia") and "**Alicia**" in card
+        refused, *rest = library_handlers.rename_selected(bundled, "Mine now")
+        assert 'class="field-error"' in refused and all(isinstance(v, dict) and v.get("__type__") for v in rest)
+        confirm, question = library_handlers.ask_delete("Alicia")
+        assert confirm["visible"] and "no undo" in question and library_handlers.api_voices()[-1]["name"] == "Alicia"
         *pickers, rows, hint = library_handlers.library_views(3)
         assert len(pickers) == 3 and pickers[0]["choices"][-1] == "Alicia" and rows[-1][0] == "Alicia"
         assert "`Alicia`" in hint
-        assert library_handlers.delete_selected("Alicia") == ("Deleted **Alicia**.", None)
+        status, selected, *_, confirm = library_handlers.delete_selected("Alicia")
+        assert (status, selected, confirm["visible"]) == ("Deleted **Alicia**.", None, False)
         with pytest.raises(gr.Error, match="no voice called 'Alicia'"):
             library_handlers.pick_voice("Alicia")
         assert [v["read_only"] for v in library_handlers.api_voices()] == [True, True]

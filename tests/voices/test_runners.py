@@ -17,7 +17,7 @@ from studio import dialogue_handlers, dubbing_handlers
 from studio.backend import set_backend
 from studio.dialogue import run_dialogue
 from studio.dialogue_script import Pause, Turn
-from studio.dubbing import FADE_S, MAX_SPEED, natural_seconds, place, run_dub, target_seconds
+from studio.dubbing import FADE_S, MAX_SPEED, REPORT_HEADERS, natural_seconds, place, run_dub, target_seconds
 from studio.references import Reference, Upload
 from studio.subtitles import Cue
 from studio.voice_library import set_library
@@ -158,7 +158,49 @@ def test_dub_places_each_cue_at_its_start_under_one_lease():
     assert np.all(result.audio[round(4.0 * SR):round(5.0 * SR)] == 0), "the cut cue stops at its end"
     assert "2 of 3 cues fitted" in result.summary() and "cue 2" in result.summary()
     assert json.loads(result.report_json())[1]["fitted"] is False
-    assert reports[0].row()[2] == "00:00:00.500 - 00:00:03.000" and reports[1].row()[5].startswith("no")
+    row = dict(zip(REPORT_HEADERS, reports[1].row()))
+    assert reports[0].row()[3] == "00:00:00.500 - 00:00:03.000" and row["fitted"].startswith("no")
+    # The cut cue: generated > heard (its 0.5 s slot), the difference reported as cut; its voice named.
+    assert row["voice"] == "Bob" and row["heard (s)"] == pytest.approx(0.5)
+    assert reports[1].heard_s == pytest.approx(0.5, abs=1 / SR) and reports[1].spoken_s > 0.5
+    assert reports[1].cut_s == pytest.approx(reports[1].spoken_s - 0.5, abs=1 / SR)
+    assert json.loads(result.report_json())[1]["cut_s"] == pytest.approx(reports[1].cut_s, abs=1e-3)
+    assert reports[0].cut_s == 0.0 and reports[0].heard_s == reports[0].spoken_s
+
+
+def test_stop_keeps_the_lines_and_cues_made_before_it():
+    backend = FakeBackend(chunks=2)
+    items = [Turn(1, "Alice", "First line."), Turn(2, "Bob", "Second line."), Turn(3, "Alice", "Third line.")]
+    made = []
+    events = run_dialogue(items, {"alice": ALICE, "bob": BOB}, backend, nfe_step=4, seed=1,
+                          should_stop=lambda: len(made) >= 2)
+    for kind, value in events:
+        if kind == "line":
+            made.append(value)
+        if kind == "done":
+            result = value
+    assert len(backend.calls) == 2 and backend.leases == 0, "the third line never ran; the lease is back"
+    assert result.stopped and result.planned == 3 and len(result.lines) == 2
+    assert len(result.audio) == round(result.lines[-1].end_s * SR), "the mix ends with the last line made"
+    for line, clip in zip(result.lines, result.clips):
+        assert np.array_equal(result.audio[round(line.start_s * SR):round(line.end_s * SR)], clip)
+    assert json.loads(result.timings_json())["stopped"] is True
+
+    clip = read_reference(REF_WAV, 12.0)
+    cues = [Cue(1, 1, 0.0, 2.0, "Hello there, friend."), Cue(2, 5, 2.5, 4.0, "Second cue."),
+            Cue(3, 9, 4.5, 6.0, "Third cue.")]
+    backend = FakeBackend()
+    placed = []
+    for kind, value in run_dub(cues, {1: ALICE, 2: BOB, 3: BOB}, {"alice": clip, "bob": clip}, backend, nfe_step=4,
+                               seed=5, should_stop=lambda: len(placed) >= 2):
+        (placed if kind == "cue" else [None]).append(value)
+        dub = value
+    assert len(backend.calls) == 2 and dub.stopped and dub.planned == 3 and len(dub.reports) == 2
+    assert len(dub.audio) == round(4.0 * SR), "the track ends with the last cue made"
+    assert dub.summary().startswith("Stopped after 2 of 3 cues")
+    stopped_at_once = list(run_dub(cues, {1: ALICE, 2: BOB, 3: BOB}, {"alice": clip, "bob": clip}, backend,
+                                   nfe_step=4, seed=5, should_stop=lambda: True))
+    assert [kind for kind, _ in stopped_at_once] == ["done"] and len(stopped_at_once[0][1].audio) == 0
 
 
 # ---------------------------------------------------------------------- checks before anything runs
