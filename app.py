@@ -18,7 +18,7 @@ GRADIO_TEMP_DIR = temp_dir.claim()  # this server's own folder, before anything 
 from engine import zerogpu  # noqa: E402
 from engine.config import ConfigError  # noqa: E402
 from studio import page  # noqa: E402
-from studio.backend import get_backend  # noqa: E402
+from studio.backend.choose import get_backend  # noqa: E402
 from studio.rest import server  # noqa: E402
 from studio.settings import (SettingsError, api_key, connection_limits, default_voice,  # noqa: E402
                              max_upload_mb, server_address, studio_settings)

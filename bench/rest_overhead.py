@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     from engine.config import EngineConfig
     from engine.session import Engine
     from studio import page
-    from studio.backend import LocalBackend, set_backend
+    from studio.backend import LocalBackend
+    from studio.backend.choose import set_backend
     from studio.rest import server as rest_server
     from studio.ui_format import to_int16
     from studio.voices import load_voices

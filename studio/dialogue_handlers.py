@@ -9,11 +9,11 @@ from typing import Any
 
 import gradio as gr
 
+from studio import feedback, handlers
 from studio.audio_files import new_job_dir, write_wav, write_zip
-from studio.backend import get_backend
+from studio.backend.choose import get_backend
 from studio.dialogue import DEFAULT_GAP_S, DialogueResult, run_dialogue
 from studio.dialogue_script import Turn, parse_script
-from studio import feedback, handlers
 from studio.handlers import describe_progress, int_if_whole, seed_arg, user_error
 from studio.references import Upload, available_names, check_clips, resolve, uploaded_references
 from studio.runner import ProgressRelay, pump_stream

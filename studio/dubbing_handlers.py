@@ -11,10 +11,10 @@ from typing import Any
 import gradio as gr
 
 from engine.errors import InputError
-from studio.audio_files import new_job_dir, write_wav, write_zip
-from studio.backend import get_backend
-from studio.dubbing import DubResult, run_dub
 from studio import feedback, handlers
+from studio.audio_files import new_job_dir, write_wav, write_zip
+from studio.backend.choose import get_backend
+from studio.dubbing import DubResult, run_dub
 from studio.handlers import describe_progress, int_if_whole, seed_arg, user_error
 from studio.references import check_clips, resolve
 from studio.runner import ProgressRelay

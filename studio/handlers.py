@@ -16,11 +16,11 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from cluster.frontend import status as cluster_status
 from engine import zerogpu
 from engine.errors import EngineError
 from studio import ui_format
-from studio.backend import get_backend
+from studio.backend import status as backend_status
+from studio.backend.choose import get_backend
 from studio.runner import ProgressRelay, StopRegistry, StopSignal, pump_stream
 from studio.settings import MAX_TEXT_FILE_BYTES
 
@@ -231,7 +231,7 @@ def _stream_chunks(args: dict[str, Any], relay: ProgressRelay, signal: StopSigna
 def engine_status() -> dict[str, Any]:
     """API endpoint ``/status``: the engine's status as JSON."""
     try:
-        return cluster_status.status_payload(get_backend())  # local: one engine's dict, as always
+        return backend_status.status_payload(get_backend())  # local: one engine's dict, as always
     except Exception as error:
         raise user_error(error, "Reading the engine status") from None
 
@@ -257,7 +257,7 @@ def unload_now() -> dict[str, Any]:
 def status_panel() -> str:
     """The engine panel's HTML; never raises (the timer calls it every 2 s)."""
     try:
-        return cluster_status.panel_html(get_backend())  # local: one engine's cards, as always
+        return backend_status.panel_html(get_backend())  # local: one engine's cards, as always
     except Exception as error:
         log.exception("reading the engine status failed")
         return ui_format.status_error_html(f"Status unavailable: {type(error).__name__}")

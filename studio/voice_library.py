@@ -281,7 +281,7 @@ def get_library() -> VoiceLibrary:
     if _library is None:
         with _library_lock:
             if _library is None:
-                from studio.backend import get_backend
+                from studio.backend.choose import get_backend
                 from studio.settings import studio_settings
 
                 settings = studio_settings()

@@ -44,7 +44,7 @@ from engine.errors import ModelUnavailableError, UnavailableError
 from engine.options import DEFAULTS
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import EngineStatus
-from studio.backend import FrontendSettings, WorkerStatus
+from studio.backend.contract import FrontendSettings, WorkerStatus
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from cluster.frontend import status as cluster_status
 from studio import ui_format
 from studio.backend import Backend
+from studio.backend import status as backend_status
 from studio.rest.auth import require_key
 from studio.rest.bodies import audio_body, sse_body
 from studio.rest.errors import ApiError, from_engine_error
@@ -86,7 +86,7 @@ def build_router(backend: Backend, catalog: Callable[[], VoiceCatalog], api_key:
     def engine_status() -> dict[str, Any]:
         """The engine status, the page's ``/status`` JSON (Celery mode: with ``queue_length`` and
         ``workers``), server paths cut."""
-        return cluster_status.status_payload(backend)
+        return backend_status.status_payload(backend)
 
     known = {route.path: sorted(route.methods) for route in router.routes if hasattr(route, "methods")}
 
@@ -119,6 +119,6 @@ def add_health_route(app: FastAPI, backend: Backend) -> None:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
-        body, ok = cluster_status.health(backend)
+        body, ok = backend_status.health(backend)
         return JSONResponse(body, status_code=200 if ok else 503,
                             headers=None if ok else {"Retry-After": str(HEALTH_RETRY_AFTER_S)})

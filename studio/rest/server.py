@@ -15,11 +15,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from studio.backend import Backend
+from studio.rest import gradio_errors, uploads
 from studio.rest.auth import page_login
 from studio.rest.body_limit import BodyLimit, body_limit_bytes
 from studio.rest.connections import bounded_protocol
 from studio.rest.errors import install_error_handlers
-from studio.rest import gradio_errors, uploads
 from studio.rest.guard import KeyGuard, gradio_session_check
 from studio.rest.routes import add_health_route, build_router
 from studio.rest.voices import VoiceCatalog, voice_source

@@ -17,7 +17,8 @@ from typing import Any, Iterator
 
 from engine import zerogpu
 from engine.results import StreamChunk, SynthesisResult
-from studio.backend import Backend, FrontendSettings, get_backend
+from studio.backend import Backend, FrontendSettings
+from studio.backend.choose import get_backend
 from studio.rest.encoding import FORMATS, AudioFormat, StreamEncoder
 from studio.rest.errors import ApiError
 from studio.rest.schemas import SpeechRequest

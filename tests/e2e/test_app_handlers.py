@@ -19,7 +19,8 @@ from engine.errors import BusyError, InputError, ModelUnavailableError
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import DeviceMemory, FastModeStatus
 from studio import handlers, settings, ui_format
-from studio.backend import LocalBackend, set_backend
+from studio.backend import LocalBackend
+from studio.backend.choose import set_backend
 from studio.runner import ProgressRelay, pump_stream
 
 from tests.status_factory import engine_status

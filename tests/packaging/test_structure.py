@@ -13,10 +13,10 @@ MAX_LINES = 320  # "no module over ~300 lines"
 PRIVATE_ENGINE_ATTRIBUTE = re.compile(
     r"\b(engine|\w+_engine|\w*backend\.engine)\._[a-z]\w*|\._(loaded|placed_on|placed_dtype|master|turn|lifecycle|"
     r"residency|requests|transcriber|shadow|cond|in_flight|expires_mono)\b")
-# The front-end still takes two shared types and the status formatting from studio (the backend's
-# contract moves below both in the next step); nothing else of studio may be imported from cluster.
-STUDIO_IMPORTS_LEFT = {"cluster/frontend/backend.py": {"studio.backend"},
-                       "cluster/frontend/status.py": {"studio.backend", "studio.ui_format"}}
+# Celery mode's front-end implements the backend contract; that module (which imports only engine)
+# is all it may take from studio.
+CONTRACT = "studio.backend.contract"
+OUR_PACKAGES = ("engine", "studio", "cluster")
 
 
 def _python_files(*parts: str) -> list[Path]:
@@ -75,10 +75,98 @@ def test_layers_point_one_way():
         assert not {"cluster.frontend"} & _imports(path, 2), f"{path} imports the front-end"
     for path in _python_files("cluster/frontend"):
         assert "app" not in _imports(path) and "cluster.worker" not in _imports(path, 2), path
-        upward = {name for name in _imports(path, 2) if name.split(".")[0] == "studio"}
-        assert upward <= STUDIO_IMPORTS_LEFT.get(path.relative_to(ROOT).as_posix(), set()), f"{path} imports {upward}"
+        upward = {name for name in _imports(path, 3) if name.split(".")[0] == "studio"}
+        assert upward <= {CONTRACT}, f"{path} imports {upward - {CONTRACT}}: only the backend contract"
     for path in _python_files("cluster/protocol.py", "cluster/config.py"):
         assert not _imports(path) & {"studio", "cluster", "app"}, f"{path}: the shared parts import only engine"
+    assert not _imports(ROOT / "studio/backend/contract.py") & {"studio", "cluster", "gradio"}, "the contract is engine-only"
     for path in _python_files("studio"):
         assert "app" not in _imports(path), f"{path} imports app.py"
         assert "cluster.worker" not in _imports(path, 2), f"{path} imports the worker"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Our modules and the modules of ours each one imports (lazy imports included; ``from a import b``
+    is an edge to ``a.b`` when that is a module, and to ``a`` itself)."""
+    files = {_module_name(p): p for p in _python_files(*OUR_PACKAGES)}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                candidates = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level:
+                    module = ".".join(here[:len(here) - node.level + 1] + ([module] if module else []))
+                candidates = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            for candidate in candidates:
+                while candidate and candidate not in files:
+                    candidate = candidate.rpartition(".")[0]
+                if candidate and candidate != name:
+                    targets.add(candidate)
+        graph[name] = targets
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_among_our_modules():
+    graph = _import_graph()
+    assert {"engine.session", "studio.backend.contract", "cluster.frontend.backend"} <= graph.keys()
+    assert "studio.backend.contract" in graph["cluster.frontend.backend"], "the graph sees the imports"
+    assert not _cycles(graph), f"import cycles: {_cycles(graph)}"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from studio import handlers, library_handlers, ui_format
-from studio.backend import set_backend
+from studio.backend.choose import set_backend
 from studio.reference_check import NOT_AUDIO, check_clip, on_reference_change
 from studio.tabs.api_help import DEFAULT_URL, server_url
 from studio.tabs.clone import reference_text_label

@@ -18,7 +18,7 @@ import soundfile as sf
 from engine.audio_input import TAIL_SILENCE_S, read_reference
 from engine.errors import InputError
 from studio import voice_library
-from studio.backend import set_backend
+from studio.backend.choose import set_backend
 from studio.voice_library import VoiceEntry, VoiceLibrary, VoiceLibraryError, VoiceNotFound
 from studio.voice_names import MAX_NAME_CHARS
 from studio.voices import load_voices

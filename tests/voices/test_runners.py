@@ -14,7 +14,7 @@ from engine.errors import InputError
 from engine.options import LIMITS
 from engine.text_input import reference_for_model
 from studio import dialogue_handlers, dubbing_handlers
-from studio.backend import set_backend
+from studio.backend.choose import set_backend
 from studio.dialogue import run_dialogue
 from studio.dialogue_script import Pause, Turn
 from studio.dubbing import FADE_S, MAX_SPEED, REPORT_HEADERS, natural_seconds, place, run_dub, target_seconds

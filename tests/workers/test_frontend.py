@@ -25,6 +25,7 @@ from engine.errors import BusyError, EngineError, InputError, ModelUnavailableEr
 from engine.lifecycle import Lifecycle
 from engine.results import SynthesisResult
 from engine.status import Notice, NoticeKind
+from studio.backend import status as backend_status
 from studio.settings import APP_ENV_VARS, SettingsError, backend_kind
 from tests.status_factory import engine_status
 from tests.workers.processes import RedisServer
@@ -79,13 +80,13 @@ def test_without_workers_a_request_fails_at_once_with_a_clear_message(backend):
 def test_without_workers_the_status_says_so_and_load_explains(backend):
     status = backend.status()
     assert status.state == "offline" and status.waiting == 0 and backend.workers() == []
-    payload = cluster_status.status_payload(backend)
+    payload = backend_status.status_payload(backend)
     assert payload["workers"] == [] and payload["queue_length"] == 0 and payload["state"] == "offline"
     with pytest.raises(ModelUnavailableError) as info:
         backend.load()
     assert str(info.value) == NO_WORKER
     backend.unload()  # nothing to unload: not an error
-    assert "none connected" in cluster_status.panel_html(backend)
+    assert "none connected" in backend_status.panel_html(backend)
 
 
 def test_queue_place_busy_bound_and_timeout(backend, redis_server, busy_worker):
@@ -108,7 +109,7 @@ def test_queue_place_busy_bound_and_timeout(backend, redis_server, busy_worker):
     _wait_for(lambda: backend.broker.queue_length() == 2)
     _wait_for(lambda: "Waiting for a worker: 1 request(s) ahead" in progress[1])
     assert "Waiting for a worker: 0 request(s) ahead" in progress[0]
-    assert backend.status().waiting == 2 and cluster_status.status_payload(backend)["queue_length"] == 2
+    assert backend.status().waiting == 2 and backend_status.status_payload(backend)["queue_length"] == 2
 
     # A third request finds the line full: the engine's own busy words, and nothing is sent.
     engine_line = Lifecycle(frontend_engine_config({"F5_MAX_QUEUE": "2"}), SystemClock(), lambda: None,
@@ -200,7 +201,7 @@ def test_status_is_one_engines_dict_in_local_mode_and_a_sum_with_workers():
         def status(self):
             return engine_status(state="ready", served=3)
 
-    assert cluster_status.status_payload(OneEngine()) == engine_status(state="ready", served=3).to_dict()
+    assert backend_status.status_payload(OneEngine()) == engine_status(state="ready", served=3).to_dict()
     beats = [{"name": "gpu0@a", "at": 100.0, "status": engine_status(state="ready", served=3, device="cuda").to_dict()},
              {"name": "gpu1@b", "at": 99.0, "status": engine_status(state="unloaded", served=4, waiting=1).to_dict()}]
     total = cluster_status.Cluster(beats, queue_length=5, now=101.0).aggregate(frontend_engine_config({}))
@@ -282,7 +283,7 @@ def test_rest_api_keeps_celery_modes_words_and_says_what_is_down(backend, redis_
                                                            "workers": 1, "queue_length": 0}
     status = http.get("/v1/status").json()
     assert status["queue_length"] == 0 and [w["name"] for w in status["workers"]] == ["busy@test"]
-    assert status == cluster_status.status_payload(backend) | {"workers": status["workers"]}
+    assert status == backend_status.status_payload(backend) | {"workers": status["workers"]}
     # no worker: 503, saying so
     redis_server.client().delete(protocol.worker_key("busy@test"))
     health = http.get("/healthz")
@@ -336,8 +337,8 @@ def test_the_panel_shows_each_workers_memory_and_device_from_its_heartbeat():
         def cluster(self):
             return cluster_status.Cluster(beats, queue_length=0, now=101.0)
 
-    panel = cluster_status.panel_html(TwoWorkers())
+    panel = backend_status.panel_html(TwoWorkers())
     assert "gpu0@a: cuda · 1,500 MB allocated / 2,048 MB reserved" in panel
     assert "cpu1@b: cpu · 812 MB RAM" in panel
     assert "app process" not in panel  # not the front-end's own memory
-    assert [w["rss_mb"] for w in cluster_status.status_payload(TwoWorkers())["workers"]] == [3100.0, 812.4]
+    assert [w["rss_mb"] for w in backend_status.status_payload(TwoWorkers())["workers"]] == [3100.0, 812.4]

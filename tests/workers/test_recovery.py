@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 from cluster.config import WorkerSettings
-from cluster.frontend import status as cluster_status
 from cluster.frontend.backend import CeleryBackend, frontend_engine_config
+from studio.backend import status as backend_status
 from tests.app_process import ARTIFACTS
 from tests.workers.processes import RedisServer, WorkerProcess
 
@@ -150,7 +150,7 @@ def test_a_broker_blip_during_chunk_writes_is_ridden_out(rig):
     for worker in workers.values():  # the panel's memory card reads each worker's own memory and device
         beat = worker.heartbeat(server.client())
         assert beat["rss_mb"] > 50 and beat["status"]["device"] == "cpu", beat
-        assert f"{beat['name']}: cpu · " in cluster_status.panel_html(backend)
+        assert f"{beat['name']}: cpu · " in backend_status.panel_html(backend)
     before = served_ids(workers)
     stream = Stream(backend)
     assert stream.first.wait(60) and stream.error is None

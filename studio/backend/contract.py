@@ -1,0 +1,73 @@
+"""The backend contract: what every front-end (the page, the Gradio API, the REST API) talks to,
+and the types it shares with every implementation.
+
+Implementations: :class:`studio.backend.local.LocalBackend` (this process's engine) and
+``cluster.frontend.backend.CeleryBackend`` (Celery GPU workers). Both import this module and
+nothing else of ``studio``; this module imports only ``engine``.
+
+    result = backend.synthesize(ref_audio=..., ref_text=..., gen_text=..., on_progress=...)
+    for chunk in backend.synthesize_stream(...): ...
+    backend.status()            # the EngineStatus the panel shows
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterator, Protocol
+
+from engine.options import RequestDefaults
+from engine.results import StreamChunk, SynthesisResult
+from engine.status import EngineStatus
+
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontendSettings:
+    """What a front-end needs to know to build its forms and check input before sending it."""
+
+    limits: dict[str, tuple[float, float]]  # name -> (min, max), engine.options.LIMITS
+    defaults: RequestDefaults  # speed, cross-fade, ...; ``nfe_step`` below wins over defaults.nfe_step
+    default_nfe_step: int
+    max_text_chars: int
+    max_ref_seconds: float
+    max_queue: int
+    cpu_fast_mode: bool
+    cpu_fast_cfg_cutoff: float | None
+    asr_available: bool  # an ASR model is configured: an empty reference text is transcribed
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerStatus:
+    """One engine behind the backend (one for the local backend)."""
+
+    name: str
+    status: EngineStatus
+
+
+class Backend(Protocol):
+    """The verbs every front-end uses."""
+
+    name: str
+    settings: FrontendSettings
+
+    def synthesize(self, *, on_progress: ProgressFn | None = None, **request: Any) -> SynthesisResult:
+        """One whole synthesis (``request``: the keyword arguments of ``Engine.synthesize``)."""
+
+    def synthesize_stream(self, *, on_progress: ProgressFn | None = None, **request: Any) -> Iterator[StreamChunk]:
+        """A streaming synthesis; bad input raises before anything is queued."""
+
+    def status(self) -> EngineStatus:
+        """The engine status the panel and ``/status`` show."""
+
+    def workers(self) -> list[WorkerStatus]:
+        """Every engine behind this backend, by name."""
+
+    def load(self) -> None:
+        """Load the model now."""
+
+    def unload(self) -> None:
+        """Unload the model now (after the requests in flight)."""
+
+    def lease(self, on_progress: ProgressFn | None = None) -> Any:
+        """A context manager that keeps the model loaded for several requests (a dialogue, a dub)."""

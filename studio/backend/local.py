@@ -1,0 +1,62 @@
+"""The backend of a single process: :class:`LocalBackend` runs every verb of the contract
+(:mod:`studio.backend.contract`) on this process's engine."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from engine.lifecycle import Lease
+from engine.options import DEFAULTS
+from engine.results import StreamChunk, SynthesisResult
+from engine.status import EngineStatus
+from studio.backend.contract import FrontendSettings, ProgressFn, WorkerStatus
+
+
+class LocalBackend:
+    """The backend of a single process: every verb runs on ``engine`` (default: ``get_engine()``)."""
+
+    name = "local"
+
+    def __init__(self, engine: Any = None):
+        if engine is None:
+            from engine import get_engine
+
+            engine = get_engine()
+        self.engine = engine
+        config = engine.config
+        self.settings = FrontendSettings(
+            limits=dict(engine.limits), defaults=DEFAULTS, default_nfe_step=config.default_nfe_step,
+            max_text_chars=config.max_text_chars, max_ref_seconds=config.max_ref_seconds,
+            max_queue=config.max_queue, cpu_fast_mode=config.cpu_fast_mode,
+            cpu_fast_cfg_cutoff=config.cpu_fast_cfg_cutoff, asr_available=bool(getattr(config, "asr_model", "")))
+
+    def __repr__(self) -> str:
+        return f"LocalBackend({self.engine.config!r})"
+
+    def synthesize(self, *, on_progress: ProgressFn | None = None, **request: Any) -> SynthesisResult:
+        """``Engine.synthesize`` on this process's engine."""
+        return self.engine.synthesize(on_progress=on_progress, **request)
+
+    def synthesize_stream(self, *, on_progress: ProgressFn | None = None, **request: Any) -> Iterator[StreamChunk]:
+        """``Engine.synthesize_stream`` on this process's engine."""
+        return self.engine.synthesize_stream(on_progress=on_progress, **request)
+
+    def status(self) -> EngineStatus:
+        """``Engine.status()``."""
+        return self.engine.status()
+
+    def workers(self) -> list[WorkerStatus]:
+        """This process's engine, as the only worker."""
+        return [WorkerStatus("local", self.status())]
+
+    def load(self) -> None:
+        """``Engine.load()``."""
+        self.engine.load()
+
+    def unload(self) -> None:
+        """``Engine.unload()``."""
+        self.engine.unload()
+
+    def lease(self, on_progress: ProgressFn | None = None) -> Lease:
+        """``Engine.lease()``: no idle unload until it is released."""
+        return self.engine.lease(on_progress)
