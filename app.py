@@ -17,8 +17,8 @@ GRADIO_TEMP_DIR = temp_dir.claim()  # this server's own folder, before anything 
 
 from engine import zerogpu  # noqa: E402
 from engine.config import ConfigError  # noqa: E402
-from studio import page  # noqa: E402
-from studio.backend.choose import get_backend  # noqa: E402
+from studio import page, voice_library  # noqa: E402
+from studio.backend.choose import make_backend  # noqa: E402
 from studio.rest import server  # noqa: E402
 from studio.settings import (SettingsError, api_key, connection_limits, default_voice,  # noqa: E402
                              max_upload_mb, server_address, studio_settings)
@@ -32,11 +32,12 @@ try:  # every setting is checked before anything starts; a bad one stops start-u
     CONNECTIONS = connection_limits()  # F5_HEADER_TIMEOUT_S, F5_MAX_CONNECTIONS
     API_KEY = api_key()  # F5_API_KEY (None: open)
     DEFAULT_VOICE = default_voice()  # F5_DEFAULT_VOICE
-    backend = get_backend()  # reads and validates every F5_* engine setting
+    backend = make_backend()  # reads and validates every F5_* engine setting; the process's only backend
 except (ConfigError, SettingsError) as _error:
     raise SystemExit(f"F5 Voice Studio cannot start: {_error}") from None
 
-demo = page.build_demo(backend)
+voice_library.use_clip_limit(backend.settings.max_ref_seconds)
+demo = page.build_demo(backend)  # the page, its tabs and every handler on this one backend
 
 if zerogpu.detect():
     backend.load()  # ZeroGPU wants the model on "cuda" at import; it never unloads there

@@ -112,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     from engine.session import Engine
     from studio import page
     from studio.backend import LocalBackend
-    from studio.backend.choose import set_backend
     from studio.rest import server as rest_server
     from studio.ui_format import to_int16
     from studio.voices import load_voices
@@ -123,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
         engine = Engine(EngineConfig(model_dir=write_tiny_model_dir(Path(tmp) / "tiny"), device="cpu",
                                      idle_unload_s=-1), start_reaper=False)
         backend = LocalBackend(engine)
-        set_backend(backend)
         app = rest_server.create_app(backend, page.build_demo(backend), page.launch_options(backend, 20))
         port = free_port()
         server = start_server(app, port)

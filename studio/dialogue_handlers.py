@@ -11,10 +11,11 @@ import gradio as gr
 
 from studio import feedback, handlers
 from studio.audio_files import new_job_dir, write_wav, write_zip
-from studio.backend.choose import get_backend
+from studio.backend import Backend, FrontendSettings
+from studio.backend.zerogpu import zerogpu_synthesis
 from studio.dialogue import DEFAULT_GAP_S, DialogueResult, run_dialogue
 from studio.dialogue_script import Turn, parse_script
-from studio.handlers import describe_progress, int_if_whole, seed_arg, user_error
+from studio.handlers import int_if_whole, progress_words, seed_arg, user_error
 from studio.references import Upload, available_names, check_clips, resolve, uploaded_references
 from studio.runner import ProgressRelay, pump_stream
 from studio.settings import studio_settings
@@ -28,11 +29,10 @@ MIX_LABEL = "Mixed dialogue"
 TIMING_HEADERS = ["#", "line", "voice", "text", "start (s)", "end (s)"]
 
 
-def prepare(script: Any, uploads: list[Upload]) -> tuple[list, dict]:
+def prepare(script: Any, uploads: list[Upload], settings: FrontendSettings) -> tuple[list, dict]:
     """The checked script and a voice per speaker; raises with every problem before any work."""
     library = get_library()
     uploaded = uploaded_references(uploads)
-    settings = get_backend().settings
     limits = studio_settings()
     items = parse_script(None if script is None else str(script), available_names(library, uploaded),
                          max_lines=limits.max_script_lines, max_text_chars=settings.max_text_chars,
@@ -55,20 +55,6 @@ def _gap(value: Any) -> float:
     return gap
 
 
-def _start(script, nfe_step, seed, gap_s, uploads: list[Upload], should_stop=None):
-    """Check everything; returns (spoken lines, a function that starts the run given an ``on_progress``)."""
-    gap = _gap(gap_s)
-    try:
-        items, references = prepare(script, uploads)
-    except Exception as error:
-        raise user_error(error, "The dialogue") from None
-    backend = get_backend()
-    total = sum(isinstance(item, Turn) for item in items)
-    return total, lambda on_progress: run_dialogue(
-        items, references, backend, nfe_step=int_if_whole(nfe_step), seed=seed_arg(seed), gap_s=gap,
-        on_progress=on_progress, synthesize_whole=handlers.ZEROGPU_SYNTHESIZE, should_stop=should_stop)
-
-
 def write_outputs(result: DialogueResult) -> dict[str, str]:
     """The mix, the ZIP of lines, the timings (JSON, SRT) as files; name -> path."""
     folder = new_job_dir("dialogue")
@@ -89,82 +75,104 @@ def _rows(result_lines) -> list[list[Any]]:
     return [[t.index, t.line_no, t.speaker, t.text, round(t.start_s, 2), round(t.end_s, 2)] for t in result_lines]
 
 
-def dialogue_stream(script, nfe_step, seed, gap_s, name_1, audio_1, text_1, name_2, audio_2, text_2,
-                    progress=gr.Progress(), request: gr.Request = None):
-    """The Dialogue tab's Generate: each line streams to the live player as it is made. Its Stop
-    (:func:`studio.handlers.stop_job`) ends it after the line in progress, keeping the lines made.
+class DialogueHandlers:
+    """The Dialogue tab's Generate and the API's ``/dialogue`` on one backend (made where the page is
+    assembled)."""
 
-    Outputs: live player, mixed audio, files (ZIP, JSON, SRT), timings table, status line, and the
-    error block under the script (problems stay there until the next Generate)."""
-    key = handlers.job_stop_key(request, "dialogue")
-    signal = handlers.STOPS.start(key)
-    try:
-        yield from _dialogue_job(script, nfe_step, seed, gap_s, [Upload(name_1, audio_1, text_1),
-                                                                 Upload(name_2, audio_2, text_2)], progress, signal)
-    except gr.Error as error:  # in place, under the script; the stale "Done..." goes
-        yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), "", feedback.error_html(error.message)
-    finally:
-        handlers.STOPS.finish(key, signal)
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.whole = zerogpu_synthesis(backend)  # ZeroGPU: each line whole inside spaces.GPU; None elsewhere
+        self.describe_progress = progress_words(backend)
 
-
-def _dialogue_job(script, nfe_step, seed, gap_s, uploads, progress, signal):
-    clock = feedback.JobClock()
-    total, start = _start(script, nfe_step, seed, gap_s, uploads, should_stop=lambda: signal.fired)
-    relay = ProgressRelay(progress, rewrite=clock.rewrite(describe_progress))
-    yield gr.skip(), gr.update(value=None, label=MIX_LABEL), None, [], "Starting...", ""
-    events = pump_stream(start, name="f5-dialogue")
-    done: list = []
-    result = None
-    try:
-        for kind, payload in events:
-            if kind == "progress":
-                relay(*payload)
-                continue
-            event, value = payload
-            if event == "audio" and len(value[1]):
-                yield (value[0], to_int16(value[1])), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-                relay.repeat()
-            elif event == "line":
-                done.append(value)
-                yield (gr.skip(), gr.skip(), gr.skip(), _rows(done),
-                       f"{len(done)} of {total} lines done · {clock.text(len(done) / total)}", gr.skip())
-                relay.repeat()
-            elif event == "done":
-                result = value
-    except Exception as error:
-        raise user_error(error, "The dialogue") from None
-    finally:
-        events.close()
-    if result is None:
-        raise gr.Error("The dialogue ended without a result; please try again.", print_exception=False)
-    took = feedback.clock_text(clock.elapsed_s())
-    if result.stopped and not result.lines:
-        yield gr.skip(), None, None, [], f"**Stopped** before the first line was done ({took}).", ""
-        return
-    files = write_outputs(result)
-    log.info("dialogue: %d of %d lines, %.1f s of audio%s", len(result.lines), result.planned, result.duration_s,
-             " (stopped)" if result.stopped else "")
-    if result.stopped:
-        label = f"{MIX_LABEL} · stopped after {len(result.lines)} of {result.planned} lines"
-        status = (f"**Stopped** after {len(result.lines)} of {result.planned} lines: kept the mix, the ZIP and the "
-                  f"timings ({result.duration_s:.1f} s, {took}).")
-    else:
-        label, status = MIX_LABEL, f"Done: {len(result.lines)} lines, {result.duration_s:.1f} s (took {took})."
-    yield (gr.skip(), gr.update(value=files["mix"], label=label), [files["zip"], files["json"], files["srt"]],
-           _rows(result.lines), status, "")
+    def _start(self, script, nfe_step, seed, gap_s, uploads: list[Upload], should_stop=None):
+        """Check everything; returns (spoken lines, a function that starts the run given an ``on_progress``)."""
+        gap = _gap(gap_s)
+        try:
+            items, references = prepare(script, uploads, self.backend.settings)
+        except Exception as error:
+            raise user_error(error, "The dialogue") from None
+        total = sum(isinstance(item, Turn) for item in items)
+        return total, lambda on_progress: run_dialogue(
+            items, references, self.backend, nfe_step=int_if_whole(nfe_step), seed=seed_arg(seed), gap_s=gap,
+            on_progress=on_progress, synthesize_whole=self.whole, should_stop=should_stop)
 
 
-def dialogue_api(script, nfe_step, seed, gap_s, progress=gr.Progress()):
-    """API endpoint ``/dialogue``: the whole script with library voices. Returns (mixed WAV, ZIP of
-    per-line WAVs, timings as a dict, SRT file)."""
-    _, start = _start(script, nfe_step, seed, gap_s, [])
-    relay = ProgressRelay(progress, rewrite=describe_progress)
-    result = None
-    try:
-        for event, value in start(relay):
-            if event == "done":
-                result = value
-    except Exception as error:
-        raise user_error(error, "The dialogue") from None
-    files = write_outputs(result)
-    return files["mix"], files["zip"], json.loads(result.timings_json()), files["srt"]
+    def dialogue_stream(self, script, nfe_step, seed, gap_s, name_1, audio_1, text_1, name_2, audio_2, text_2,
+                        progress=gr.Progress(), request: gr.Request = None):
+        """The Dialogue tab's Generate: each line streams to the live player as it is made. Its Stop
+        (:func:`studio.handlers.stop_job`) ends it after the line in progress, keeping the lines made.
+
+        Outputs: live player, mixed audio, files (ZIP, JSON, SRT), timings table, status line, and the
+        error block under the script (problems stay there until the next Generate)."""
+        key = handlers.job_stop_key(request, "dialogue")
+        signal = handlers.STOPS.start(key)
+        try:
+            yield from self._dialogue_job(script, nfe_step, seed, gap_s, [Upload(name_1, audio_1, text_1),
+                                                                     Upload(name_2, audio_2, text_2)], progress, signal)
+        except gr.Error as error:  # in place, under the script; the stale "Done..." goes
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), "", feedback.error_html(error.message)
+        finally:
+            handlers.STOPS.finish(key, signal)
+
+
+    def _dialogue_job(self, script, nfe_step, seed, gap_s, uploads, progress, signal):
+        clock = feedback.JobClock()
+        total, start = self._start(script, nfe_step, seed, gap_s, uploads, should_stop=lambda: signal.fired)
+        relay = ProgressRelay(progress, rewrite=clock.rewrite(self.describe_progress))
+        yield gr.skip(), gr.update(value=None, label=MIX_LABEL), None, [], "Starting...", ""
+        events = pump_stream(start, name="f5-dialogue")
+        done: list = []
+        result = None
+        try:
+            for kind, payload in events:
+                if kind == "progress":
+                    relay(*payload)
+                    continue
+                event, value = payload
+                if event == "audio" and len(value[1]):
+                    yield (value[0], to_int16(value[1])), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    relay.repeat()
+                elif event == "line":
+                    done.append(value)
+                    yield (gr.skip(), gr.skip(), gr.skip(), _rows(done),
+                           f"{len(done)} of {total} lines done · {clock.text(len(done) / total)}", gr.skip())
+                    relay.repeat()
+                elif event == "done":
+                    result = value
+        except Exception as error:
+            raise user_error(error, "The dialogue") from None
+        finally:
+            events.close()
+        if result is None:
+            raise gr.Error("The dialogue ended without a result; please try again.", print_exception=False)
+        took = feedback.clock_text(clock.elapsed_s())
+        if result.stopped and not result.lines:
+            yield gr.skip(), None, None, [], f"**Stopped** before the first line was done ({took}).", ""
+            return
+        files = write_outputs(result)
+        log.info("dialogue: %d of %d lines, %.1f s of audio%s", len(result.lines), result.planned, result.duration_s,
+                 " (stopped)" if result.stopped else "")
+        if result.stopped:
+            label = f"{MIX_LABEL} · stopped after {len(result.lines)} of {result.planned} lines"
+            status = (f"**Stopped** after {len(result.lines)} of {result.planned} lines: kept the mix, the ZIP and the "
+                      f"timings ({result.duration_s:.1f} s, {took}).")
+        else:
+            label, status = MIX_LABEL, f"Done: {len(result.lines)} lines, {result.duration_s:.1f} s (took {took})."
+        yield (gr.skip(), gr.update(value=files["mix"], label=label), [files["zip"], files["json"], files["srt"]],
+               _rows(result.lines), status, "")
+
+
+    def dialogue_api(self, script, nfe_step, seed, gap_s, progress=gr.Progress()):
+        """API endpoint ``/dialogue``: the whole script with library voices. Returns (mixed WAV, ZIP of
+        per-line WAVs, timings as a dict, SRT file)."""
+        _, start = self._start(script, nfe_step, seed, gap_s, [])
+        relay = ProgressRelay(progress, rewrite=self.describe_progress)
+        result = None
+        try:
+            for event, value in start(relay):
+                if event == "done":
+                    result = value
+        except Exception as error:
+            raise user_error(error, "The dialogue") from None
+        files = write_outputs(result)
+        return files["mix"], files["zip"], json.loads(result.timings_json()), files["srt"]

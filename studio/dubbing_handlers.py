@@ -13,9 +13,10 @@ import gradio as gr
 from engine.errors import InputError
 from studio import feedback, handlers
 from studio.audio_files import new_job_dir, write_wav, write_zip
-from studio.backend.choose import get_backend
+from studio.backend import Backend, FrontendSettings
+from studio.backend.zerogpu import zerogpu_synthesis
 from studio.dubbing import DubResult, run_dub
-from studio.handlers import describe_progress, int_if_whole, seed_arg, user_error
+from studio.handlers import int_if_whole, progress_words, seed_arg, user_error
 from studio.references import check_clips, resolve
 from studio.runner import ProgressRelay
 from studio.settings import studio_settings
@@ -30,7 +31,7 @@ TRACK_LABEL = "Dubbed track"
 SPEAKER_SLOTS = 6  # speakers (dub_ui takes one argument per slot) the tab offers a voice list for (others use the voice for all)
 
 
-def read_cues(path: Any) -> list[Cue]:
+def read_cues(path: Any, settings: FrontendSettings) -> list[Cue]:
     """The uploaded file's checked cues."""
     if not path:
         raise InputError("Please upload a subtitle file (.srt or .vtt).")
@@ -38,7 +39,6 @@ def read_cues(path: Any) -> list[Cue]:
         data = Path(str(path)).read_bytes()
     except OSError:
         raise InputError("The subtitle file could not be read; please upload it again.") from None
-    settings = get_backend().settings
     limits = studio_settings()
     return parse_subtitles(decode(data), max_cues=limits.max_cues, max_text_chars=settings.max_text_chars,
                            filename=str(path), max_track_s=limits.max_track_seconds)
@@ -125,13 +125,13 @@ def assign_voices(cues: list[Cue], mapping: dict[str, str], default_voice: str |
     return voices
 
 
-def prepare(path: Any, mapping: dict[str, str], default_voice: str | None):
+def prepare(path: Any, mapping: dict[str, str], default_voice: str | None, settings: FrontendSettings):
     """The checked cues, each cue's :class:`Reference` and the checked clips, before any work."""
-    cues = read_cues(path)
+    cues = read_cues(path, settings)
     names = assign_voices(cues, mapping, default_voice)
     references = resolve(names.values(), get_library(), {})
     by_cue = {number: references[name_key(name)] for number, name in names.items()}
-    clips = check_clips(references.values(), get_backend().settings.max_ref_seconds)
+    clips = check_clips(references.values(), settings.max_ref_seconds)
     return cues, by_cue, clips
 
 
@@ -148,102 +148,111 @@ def write_outputs(result: DubResult) -> dict[str, str]:
     return {"track": str(track), "zip": str(archive)}
 
 
-def _run(path, mapping, default_voice, nfe_step, seed, relay, should_stop=None):
-    """Check everything, then the dub's events (nothing runs before the first one is asked for)."""
-    cues, by_cue, clips = prepare(path, mapping, default_voice)
-    return len(cues), run_dub(cues, by_cue, clips, get_backend(), nfe_step=int_if_whole(nfe_step),
-                              seed=seed_arg(seed), on_progress=relay, synthesize_whole=handlers.ZEROGPU_SYNTHESIZE,
-                              should_stop=should_stop)
-
-
-def dub_api(subtitles, voice, speaker_voices, nfe_step, seed, progress=gr.Progress()):
-    """API endpoint ``/dub``: returns (the track WAV, the per-cue report as a list of dicts, the ZIP
-    of cues)."""
-    relay = ProgressRelay(progress, rewrite=describe_progress)
-    result = None
-    try:
-        _, events = _run(subtitles, parse_voice_map(speaker_voices), voice, nfe_step, seed, relay)
-        for event, value in events:
-            if event == "done":
-                result = value
-    except Exception as error:
-        raise user_error(error, "Dubbing") from None
-    log.info("dub: %s", result.summary())
-    files = write_outputs(result)
-    return files["track"], [r.to_dict() for r in result.reports], files["zip"]
-
-
-def inspect_upload(path):
-    """The tab's upload: (a summary line, the error block, the speakers found, then each slot's update)."""
-    hidden = [gr.update(visible=False, value=None) for _ in range(SPEAKER_SLOTS)]
-    if not path:
-        return ("", "", [], *hidden)
-    try:
-        cues = read_cues(path)
-    except Exception as error:  # under the file, one problem per line, until the next upload
-        return ("", feedback.error_html(user_error(error, "Reading the subtitles").message), [], *hidden)
-    found = speakers(cues)
-    names = {name_key(n): n for n in _voice_names()}
-    updates = [gr.update(visible=True, label=f"Voice for {s}", choices=list(names.values()),
-                         value=names.get(name_key(s))) for s in found[:SPEAKER_SLOTS]]
-    updates += hidden[len(updates):]
-    length = cues[-1].end_s
-    summary = (f"{len(cues)} cues, {length:.1f} s, speakers: {', '.join(found) if found else 'none named'}"
-               + (f" (the first {SPEAKER_SLOTS} get their own list; the rest use the voice for all)"
-                  if len(found) > SPEAKER_SLOTS else ""))
-    return (summary, "", found, *updates)
-
-
 def _voice_names() -> list[str]:
     from studio.library_handlers import voice_names
 
     return voice_names()
 
 
-def dub_ui(path, default_voice, found_speakers, nfe_step, seed, voice_1, voice_2, voice_3, voice_4, voice_5, voice_6,
-           progress=gr.Progress(), request: gr.Request = None):
-    """The tab's Dub: the report fills cue by cue; then (the track, the report, the ZIP, a summary,
-    the error block). Its Stop (:func:`studio.handlers.stop_job`) ends it after the cue in progress,
-    keeping the cues made; a problem shows under the subtitle file until the next Dub. (One argument
-    per speaker slot, not ``*voices``: Gradio passes the progress and the request only to named
-    positional parameters.)"""
-    slot_voices = (voice_1, voice_2, voice_3, voice_4, voice_5, voice_6)[:SPEAKER_SLOTS]
-    key = handlers.job_stop_key(request, "dub")
-    signal = handlers.STOPS.start(key)
-    try:
-        yield from _dub_job(path, default_voice, found_speakers, nfe_step, seed, slot_voices, progress, signal)
-    except gr.Error as error:
-        yield gr.skip(), gr.skip(), gr.skip(), "", feedback.error_html(error.message)
-    finally:
-        handlers.STOPS.finish(key, signal)
+class DubbingHandlers:
+    """The Dubbing tab's upload and Dub, and the API's ``/dub``, on one backend (made where the page
+    is assembled)."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.whole = zerogpu_synthesis(backend)  # ZeroGPU: each cue whole inside spaces.GPU; None elsewhere
+        self.describe_progress = progress_words(backend)
+
+    def _run(self, path, mapping, default_voice, nfe_step, seed, relay, should_stop=None):
+        """Check everything, then the dub's events (nothing runs before the first one is asked for)."""
+        cues, by_cue, clips = prepare(path, mapping, default_voice, self.backend.settings)
+        return len(cues), run_dub(cues, by_cue, clips, self.backend, nfe_step=int_if_whole(nfe_step),
+                                  seed=seed_arg(seed), on_progress=relay, synthesize_whole=self.whole,
+                                  should_stop=should_stop)
 
 
-def _dub_job(path, default_voice, found_speakers, nfe_step, seed, slot_voices, progress, signal):
-    mapping = {speaker: voice for speaker, voice in zip(found_speakers or [], slot_voices) if voice}
-    clock = feedback.JobClock()
-    relay = ProgressRelay(progress, rewrite=clock.rewrite(describe_progress))
-    rows: list[list[Any]] = []
-    result = None
-    try:
-        total, events = _run(path, mapping, default_voice, nfe_step, seed, relay, should_stop=lambda: signal.fired)
-        yield gr.update(value=None, label=TRACK_LABEL), [], None, "Starting...", ""
-        for event, value in events:
-            if event == "cue":
-                rows.append(value.row())
-                yield gr.skip(), rows, gr.skip(), f"{len(rows)} of {total} cues done · {clock.text(len(rows) / total)}", \
-                    gr.skip()
-                relay.repeat()
-            else:
-                result = value
-    except Exception as error:
-        raise user_error(error, "Dubbing") from None
-    log.info("dub: %s", result.summary())
-    if result.stopped and not result.reports:
-        yield None, [], None, "**Stopped** before the first cue was done.", ""
-        return
-    files = write_outputs(result)
-    label = f"{TRACK_LABEL} · stopped after {len(result.reports)} of {result.planned} cues" if result.stopped \
-        else TRACK_LABEL
-    summary = result.summary().replace("Stopped", "**Stopped**", 1)
-    yield (gr.update(value=files["track"], label=label), [r.row() for r in result.reports], files["zip"],
-           f"{summary} Took {feedback.clock_text(clock.elapsed_s())}.", "")
+    def dub_api(self, subtitles, voice, speaker_voices, nfe_step, seed, progress=gr.Progress()):
+        """API endpoint ``/dub``: returns (the track WAV, the per-cue report as a list of dicts, the ZIP
+        of cues)."""
+        relay = ProgressRelay(progress, rewrite=self.describe_progress)
+        result = None
+        try:
+            _, events = self._run(subtitles, parse_voice_map(speaker_voices), voice, nfe_step, seed, relay)
+            for event, value in events:
+                if event == "done":
+                    result = value
+        except Exception as error:
+            raise user_error(error, "Dubbing") from None
+        log.info("dub: %s", result.summary())
+        files = write_outputs(result)
+        return files["track"], [r.to_dict() for r in result.reports], files["zip"]
+
+
+    def inspect_upload(self, path):
+        """The tab's upload: (a summary line, the error block, the speakers found, then each slot's update)."""
+        hidden = [gr.update(visible=False, value=None) for _ in range(SPEAKER_SLOTS)]
+        if not path:
+            return ("", "", [], *hidden)
+        try:
+            cues = read_cues(path, self.backend.settings)
+        except Exception as error:  # under the file, one problem per line, until the next upload
+            return ("", feedback.error_html(user_error(error, "Reading the subtitles").message), [], *hidden)
+        found = speakers(cues)
+        names = {name_key(n): n for n in _voice_names()}
+        updates = [gr.update(visible=True, label=f"Voice for {s}", choices=list(names.values()),
+                             value=names.get(name_key(s))) for s in found[:SPEAKER_SLOTS]]
+        updates += hidden[len(updates):]
+        length = cues[-1].end_s
+        summary = (f"{len(cues)} cues, {length:.1f} s, speakers: {', '.join(found) if found else 'none named'}"
+                   + (f" (the first {SPEAKER_SLOTS} get their own list; the rest use the voice for all)"
+                      if len(found) > SPEAKER_SLOTS else ""))
+        return (summary, "", found, *updates)
+
+
+    def dub_ui(self, path, default_voice, found_speakers, nfe_step, seed, voice_1, voice_2, voice_3, voice_4,
+               voice_5, voice_6, progress=gr.Progress(), request: gr.Request = None):
+        """The tab's Dub: the report fills cue by cue; then (the track, the report, the ZIP, a summary,
+        the error block). Its Stop (:func:`studio.handlers.stop_job`) ends it after the cue in progress,
+        keeping the cues made; a problem shows under the subtitle file until the next Dub. (One argument
+        per speaker slot, not ``*voices``: Gradio passes the progress and the request only to named
+        positional parameters.)"""
+        slot_voices = (voice_1, voice_2, voice_3, voice_4, voice_5, voice_6)[:SPEAKER_SLOTS]
+        key = handlers.job_stop_key(request, "dub")
+        signal = handlers.STOPS.start(key)
+        try:
+            yield from self._dub_job(path, default_voice, found_speakers, nfe_step, seed, slot_voices, progress, signal)
+        except gr.Error as error:
+            yield gr.skip(), gr.skip(), gr.skip(), "", feedback.error_html(error.message)
+        finally:
+            handlers.STOPS.finish(key, signal)
+
+
+    def _dub_job(self, path, default_voice, found_speakers, nfe_step, seed, slot_voices, progress, signal):
+        mapping = {speaker: voice for speaker, voice in zip(found_speakers or [], slot_voices) if voice}
+        clock = feedback.JobClock()
+        relay = ProgressRelay(progress, rewrite=clock.rewrite(self.describe_progress))
+        rows: list[list[Any]] = []
+        result = None
+        try:
+            total, events = self._run(path, mapping, default_voice, nfe_step, seed, relay, should_stop=lambda: signal.fired)
+            yield gr.update(value=None, label=TRACK_LABEL), [], None, "Starting...", ""
+            for event, value in events:
+                if event == "cue":
+                    rows.append(value.row())
+                    yield gr.skip(), rows, gr.skip(), f"{len(rows)} of {total} cues done · {clock.text(len(rows) / total)}", \
+                        gr.skip()
+                    relay.repeat()
+                else:
+                    result = value
+        except Exception as error:
+            raise user_error(error, "Dubbing") from None
+        log.info("dub: %s", result.summary())
+        if result.stopped and not result.reports:
+            yield None, [], None, "**Stopped** before the first cue was done.", ""
+            return
+        files = write_outputs(result)
+        label = f"{TRACK_LABEL} · stopped after {len(result.reports)} of {result.planned} cues" if result.stopped \
+            else TRACK_LABEL
+        summary = result.summary().replace("Stopped", "**Stopped**", 1)
+        yield (gr.update(value=files["track"], label=label), [r.row() for r in result.reports], files["zip"],
+               f"{summary} Took {feedback.clock_text(clock.elapsed_s())}.", "")

@@ -8,7 +8,7 @@ import dataclasses
 
 import gradio as gr
 
-from studio import handlers
+from studio.handlers import CloneHandlers
 
 REFRESH_S = 2.0
 EXPLANATION = ("The voice model is loaded into memory when a request needs it and unloaded after a while "
@@ -28,7 +28,7 @@ def action_message(action: str, state: str) -> str:
     return f"{'Load' if action == 'load' else 'Unload'} asked; the model is now: {state}."
 
 
-def _after(action: str):
+def _after(handlers: CloneHandlers, action: str):
     def message() -> str:
         try:
             state = str(handlers.engine_status().get("state", "unknown"))
@@ -51,7 +51,7 @@ class EnginePanel:
     refresh_btn: gr.Button
 
 
-def build_engine_panel() -> EnginePanel:
+def build_engine_panel(handlers: CloneHandlers) -> EnginePanel:
     """Lay out the panel (an open accordion) where the caller is."""
     with gr.Accordion("Engine: the voice model on this server", open=True, elem_id="engine-panel"):
         gr.Markdown(EXPLANATION, elem_id="engine-help")
@@ -66,7 +66,7 @@ def build_engine_panel() -> EnginePanel:
     return EnginePanel(status_box, status_json, message, load_btn, unload_btn, refresh_btn)
 
 
-def wire_engine_panel(panel: EnginePanel, demo: gr.Blocks) -> None:
+def wire_engine_panel(panel: EnginePanel, demo: gr.Blocks, handlers: CloneHandlers) -> None:
     """Connect the buttons, the endpoints and the refresh timer (inside the Blocks context)."""
 
     def repaint(event) -> None:
@@ -81,7 +81,7 @@ def wire_engine_panel(panel: EnginePanel, demo: gr.Blocks) -> None:
         event = button.click(work, outputs=panel.status_json, api_name=action, concurrency_limit=None,
                              show_progress_on=[panel.status_box])
         repaint(event)
-        event.then(_after(action), outputs=panel.message, queue=False, api_visibility="private",
+        event.then(_after(handlers, action), outputs=panel.message, queue=False, api_visibility="private",
                    show_progress="hidden")
     timer = gr.Timer(REFRESH_S)
     timer.tick(handlers.status_panel, outputs=panel.status_box, queue=False, api_visibility="private",

@@ -11,16 +11,16 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 import numpy as np
 
-from engine import zerogpu
 from engine.errors import EngineError
 from studio import ui_format
+from studio.backend import Backend
 from studio.backend import status as backend_status
-from studio.backend.choose import get_backend
+from studio.backend.zerogpu import WholeSynthesis, zerogpu_synthesis
 from studio.runner import ProgressRelay, StopRegistry, StopSignal, pump_stream
 from studio.settings import MAX_TEXT_FILE_BYTES
 
@@ -74,107 +74,24 @@ def seed_arg(value: Any) -> Any:
     return None if value == -1 else value
 
 
-def _backend_synthesize(**kwargs):
-    """One whole synthesis (module level: on ZeroGPU it runs inside ``spaces.GPU``)."""
-    return get_backend().synthesize(**kwargs)
+def progress_words(backend: Backend) -> Callable[[float | None, str], tuple[float | None, str]]:
+    """The engine's progress as the page shows it: a model load says whether it is the first one on
+    ``backend`` (and shows no bar: a load's progress is unknown)."""
 
+    def describe(fraction: float | None, message: str) -> tuple[float | None, str]:
+        if message != ui_format.LOADING_MESSAGE:
+            return fraction, message
+        try:
+            first = backend.status().loads == 0
+        except Exception:  # cosmetic
+            first = False
+        return None, ui_format.FIRST_LOAD_TEXT if first else ui_format.RELOAD_TEXT
 
-def _backend_synthesize_on_cpu(fallback_reason: str | None = None, **kwargs):
-    """ZeroGPU's fallback when the GPU call itself fails: the same request on the CPU."""
-    return get_backend().synthesize(fallback_reason=fallback_reason, **kwargs)
-
-
-# On a ZeroGPU Space the platform lends the GPU per call: whole syntheses run in spaces.GPU (with a
-# CPU rerun if that fails) and the UI does not stream. Everywhere else this is _backend_synthesize.
-ON_ZEROGPU = zerogpu.detect()
-_synthesize_whole = zerogpu.with_zerogpu(_backend_synthesize, _backend_synthesize_on_cpu)
-#: What multi-request jobs (dialogue, dubbing) call per line on ZeroGPU instead of streaming; None elsewhere.
-ZEROGPU_SYNTHESIZE = _synthesize_whole if ON_ZEROGPU else None
-
-
-def _run_whole(args: dict[str, Any], relay: ProgressRelay):
-    # ZeroGPU runs the call in a worker process: no progress callback goes there.
-    return _synthesize_whole(**args, on_progress=None if ON_ZEROGPU else relay)
-
-
-def synthesize(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed,
-               progress=gr.Progress()):
-    """API endpoint ``/synthesize``: the whole clip at once. Returns (audio file, details, seed used)."""
-    args = request_args(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
-    relay = ProgressRelay(progress, rewrite=describe_progress)
-    try:
-        result = _run_whole(args, relay)
-    except Exception as error:
-        raise user_error(error) from None
-    log.info("synthesized %.2f s of audio on %s in %.2f s (seed %s)", result.duration_s, result.device,
-             result.elapsed_s, result.seed)
-    details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages)
-    return (result.sample_rate, ui_format.to_int16(result.audio)), details, result.seed
+    return describe
 
 
 #: The Generate button's running stream per browser session, so its Stop button can reach it.
 STOPS = StopRegistry()
-
-
-def describe_progress(fraction: float | None, message: str) -> tuple[float | None, str]:
-    """The engine's progress as the page shows it: a model load says whether it is the first one
-    (and shows no bar: a load's progress is unknown)."""
-    if message != ui_format.LOADING_MESSAGE:
-        return fraction, message
-    try:
-        first = get_backend().status().loads == 0
-    except Exception:  # cosmetic
-        first = False
-    return None, ui_format.FIRST_LOAD_TEXT if first else ui_format.RELOAD_TEXT
-
-
-def generate_stream(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
-                    progress=gr.Progress(), request: gr.Request = None):
-    """The Generate button: streams chunk by chunk to the live player, then the full clip. Its
-    Stop button (:func:`stop_generation`) ends it with the audio made so far.
-
-    Outputs: full audio (labelled with the seed), live stream, spectrogram, details, seed box.
-    """
-    if randomize:  # drawn here, so a stopped clip knows its seed too
-        seed = secrets.randbelow(int(get_backend().settings.limits["seed"][1]) + 1)
-    args = request_args(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
-    relay = ProgressRelay(progress, rewrite=describe_progress)
-    key = getattr(request, "session_hash", None)
-    signal = STOPS.start(key)
-    yield gr.update(value=None, label=ui_format.RESULT_LABEL), gr.skip(), gr.update(value=None, visible=False), "", \
-        gr.skip()
-    relay(0.0, "Sending the request to the engine")
-    try:
-        if ON_ZEROGPU:
-            result, played = _run_whole(args, relay), None
-        else:
-            result, played = yield from _stream_chunks(args, relay, signal)
-    except Exception as error:
-        raise user_error(error) from None
-    finally:
-        STOPS.finish(key, signal)
-    if result is None:  # stopped: keep what was made
-        rate, pieces = played
-        audio = np.concatenate(pieces) if pieces else None
-        log.info("stopped after %d chunk(s) (seed %s)", len(pieces), args["seed"])
-        yield (gr.update(value=None if audio is None else (rate, audio),
-                         label=ui_format.result_label(args["seed"], stopped=True)), gr.skip(),
-               gr.update(value=None, visible=False),
-               ui_format.format_stopped(args["seed"], 0.0 if audio is None else len(audio) / rate, len(pieces)),
-               args["seed"])
-        return
-    relay(1.0, "Rendering the spectrogram")
-    image = None
-    try:
-        image = ui_format.spectrogram_image(result.spectrogram, result.sample_rate)
-    except Exception:  # cosmetic: the audio is what matters
-        log.exception("rendering the spectrogram failed")
-    log.info("made %.2f s of audio in %d chunk(s) on %s in %.2f s (seed %s)", result.duration_s, result.chunks,
-             result.device, result.elapsed_s, result.seed)
-    details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages)
-    yield (gr.update(value=(result.sample_rate, ui_format.to_int16(result.audio)),
-                     label=ui_format.result_label(result.seed)), gr.skip(),
-           gr.update(value=image, visible=image is not None), details, result.seed)
 
 
 def stop_generation(request: gr.Request = None) -> None:
@@ -199,68 +116,147 @@ def stop_job(job: str):
     return stop
 
 
-def _stream_chunks(args: dict[str, Any], relay: ProgressRelay, signal: StopSignal | None = None):
-    """Yield each new chunk to the live player; return ``(the engine's result, None)``, or
-    ``(None, (sample rate, the int16 chunks played so far))`` when ``signal`` stopped it."""
-    backend = get_backend()
-    events = pump_stream(lambda on_progress: backend.synthesize_stream(**args, on_progress=on_progress),
-                         stop_signal=signal)
-    result, rate = None, 0
-    pieces: list[np.ndarray] = []
-    try:
-        for kind, payload in events:
-            if kind == "progress":
-                relay(*payload)
-                continue
-            if payload.audio is not None and len(payload.audio):
-                pieces.append(ui_format.to_int16(payload.audio))
-                rate = payload.sample_rate
-                yield gr.skip(), (payload.sample_rate, pieces[-1]), gr.skip(), gr.skip(), gr.skip()
-                relay.repeat()  # a yield clears the bar; put it back at once
-            if payload.result is not None:
-                result = payload.result
-    finally:
-        events.close()  # on cancel or stop: the pump closes the engine stream in its own thread
-    if result is None:
-        if signal is not None and signal.fired:
-            return None, (rate, pieces)
-        raise RuntimeError("the engine's stream ended without a result")
-    return result, None
+class CloneHandlers:
+    """The clone tab's handlers, the Gradio API's ``/synthesize`` and the engine panel's
+    ``/status`` ``/load`` ``/unload``, on one backend (made where the page is assembled)."""
+
+    def __init__(self, backend: Backend, whole: WholeSynthesis | None = None):
+        self.backend = backend
+        #: On ZeroGPU: one whole synthesis inside spaces.GPU (no stream); None elsewhere.
+        self.whole = whole if whole is not None else zerogpu_synthesis(backend)
+        self.describe_progress = progress_words(backend)
+
+    def _run_whole(self, args: dict[str, Any], relay: ProgressRelay):
+        # ZeroGPU runs the call in a worker process: no progress callback goes there.
+        if self.whole is not None:
+            return self.whole(**args, on_progress=None)
+        return self.backend.synthesize(**args, on_progress=relay)
+
+    def synthesize(self, ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed,
+                   progress=gr.Progress()):
+        """API endpoint ``/synthesize``: the whole clip at once. Returns (audio file, details, seed used)."""
+        args = request_args(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
+        relay = ProgressRelay(progress, rewrite=self.describe_progress)
+        try:
+            result = self._run_whole(args, relay)
+        except Exception as error:
+            raise user_error(error) from None
+        log.info("synthesized %.2f s of audio on %s in %.2f s (seed %s)", result.duration_s, result.device,
+                 result.elapsed_s, result.seed)
+        details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages)
+        return (result.sample_rate, ui_format.to_int16(result.audio)), details, result.seed
 
 
-def engine_status() -> dict[str, Any]:
-    """API endpoint ``/status``: the engine's status as JSON."""
-    try:
-        return backend_status.status_payload(get_backend())  # local: one engine's dict, as always
-    except Exception as error:
-        raise user_error(error, "Reading the engine status") from None
+    def generate_stream(self, ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
+                        progress=gr.Progress(), request: gr.Request = None):
+        """The Generate button: streams chunk by chunk to the live player, then the full clip. Its
+        Stop button (:func:`stop_generation`) ends it with the audio made so far.
+
+        Outputs: full audio (labelled with the seed), live stream, spectrogram, details, seed box.
+        """
+        if randomize:  # drawn here, so a stopped clip knows its seed too
+            seed = secrets.randbelow(int(self.backend.settings.limits["seed"][1]) + 1)
+        args = request_args(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
+        relay = ProgressRelay(progress, rewrite=self.describe_progress)
+        key = getattr(request, "session_hash", None)
+        signal = STOPS.start(key)
+        yield gr.update(value=None, label=ui_format.RESULT_LABEL), gr.skip(), gr.update(value=None, visible=False), "", \
+            gr.skip()
+        relay(0.0, "Sending the request to the engine")
+        try:
+            if self.whole is not None:
+                result, played = self._run_whole(args, relay), None
+            else:
+                result, played = yield from self._stream_chunks(args, relay, signal)
+        except Exception as error:
+            raise user_error(error) from None
+        finally:
+            STOPS.finish(key, signal)
+        if result is None:  # stopped: keep what was made
+            rate, pieces = played
+            audio = np.concatenate(pieces) if pieces else None
+            log.info("stopped after %d chunk(s) (seed %s)", len(pieces), args["seed"])
+            yield (gr.update(value=None if audio is None else (rate, audio),
+                             label=ui_format.result_label(args["seed"], stopped=True)), gr.skip(),
+                   gr.update(value=None, visible=False),
+                   ui_format.format_stopped(args["seed"], 0.0 if audio is None else len(audio) / rate, len(pieces)),
+                   args["seed"])
+            return
+        relay(1.0, "Rendering the spectrogram")
+        image = None
+        try:
+            image = ui_format.spectrogram_image(result.spectrogram, result.sample_rate)
+        except Exception:  # cosmetic: the audio is what matters
+            log.exception("rendering the spectrogram failed")
+        log.info("made %.2f s of audio in %d chunk(s) on %s in %.2f s (seed %s)", result.duration_s, result.chunks,
+                 result.device, result.elapsed_s, result.seed)
+        details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages)
+        yield (gr.update(value=(result.sample_rate, ui_format.to_int16(result.audio)),
+                         label=ui_format.result_label(result.seed)), gr.skip(),
+               gr.update(value=image, visible=image is not None), details, result.seed)
 
 
-def load_now() -> dict[str, Any]:
-    """API endpoint ``/load``: load the model now; returns the status."""
-    try:
-        get_backend().load()
-    except Exception as error:
-        raise user_error(error, "Loading the model") from None
-    return engine_status()
+    def _stream_chunks(self, args: dict[str, Any], relay: ProgressRelay, signal: StopSignal | None = None):
+        """Yield each new chunk to the live player; return ``(the engine's result, None)``, or
+        ``(None, (sample rate, the int16 chunks played so far))`` when ``signal`` stopped it."""
+        events = pump_stream(lambda on_progress: self.backend.synthesize_stream(**args, on_progress=on_progress),
+                             stop_signal=signal)
+        result, rate = None, 0
+        pieces: list[np.ndarray] = []
+        try:
+            for kind, payload in events:
+                if kind == "progress":
+                    relay(*payload)
+                    continue
+                if payload.audio is not None and len(payload.audio):
+                    pieces.append(ui_format.to_int16(payload.audio))
+                    rate = payload.sample_rate
+                    yield gr.skip(), (payload.sample_rate, pieces[-1]), gr.skip(), gr.skip(), gr.skip()
+                    relay.repeat()  # a yield clears the bar; put it back at once
+                if payload.result is not None:
+                    result = payload.result
+        finally:
+            events.close()  # on cancel or stop: the pump closes the engine stream in its own thread
+        if result is None:
+            if signal is not None and signal.fired:
+                return None, (rate, pieces)
+            raise RuntimeError("the engine's stream ended without a result")
+        return result, None
 
 
-def unload_now() -> dict[str, Any]:
-    """API endpoint ``/unload``: unload the model now (after requests in flight); returns the status."""
-    try:
-        get_backend().unload()
-    except Exception as error:
-        raise user_error(error, "Unloading the model") from None
-    return engine_status()
+    def engine_status(self) -> dict[str, Any]:
+        """API endpoint ``/status``: the engine's status as JSON."""
+        try:
+            return backend_status.status_payload(self.backend)  # local: one engine's dict, as always
+        except Exception as error:
+            raise user_error(error, "Reading the engine status") from None
 
 
-def status_panel() -> str:
-    """The engine panel's HTML; never raises (the timer calls it every 2 s)."""
-    try:
-        return backend_status.panel_html(get_backend())  # local: one engine's cards, as always
-    except Exception as error:
-        log.exception("reading the engine status failed")
-        return ui_format.status_error_html(f"Status unavailable: {type(error).__name__}")
+    def load_now(self) -> dict[str, Any]:
+        """API endpoint ``/load``: load the model now; returns the status."""
+        try:
+            self.backend.load()
+        except Exception as error:
+            raise user_error(error, "Loading the model") from None
+        return self.engine_status()
+
+
+    def unload_now(self) -> dict[str, Any]:
+        """API endpoint ``/unload``: unload the model now (after requests in flight); returns the status."""
+        try:
+            self.backend.unload()
+        except Exception as error:
+            raise user_error(error, "Unloading the model") from None
+        return self.engine_status()
+
+
+    def status_panel(self) -> str:
+        """The engine panel's HTML; never raises (the timer calls it every 2 s)."""
+        try:
+            return backend_status.panel_html(self.backend)  # local: one engine's cards, as always
+        except Exception as error:
+            log.exception("reading the engine status failed")
+            return ui_format.status_error_html(f"Status unavailable: {type(error).__name__}")
 
 
 def read_text_file(path: str | None):

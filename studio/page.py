@@ -10,9 +10,12 @@ from typing import Any
 
 import gradio as gr
 
-from studio import handlers, library_handlers, ui_format
+from studio import library_handlers, ui_format
 from studio.backend import Backend
+from studio.dialogue_handlers import DialogueHandlers
+from studio.dubbing_handlers import DubbingHandlers
 from studio.engine_panel import build_engine_panel, wire_engine_panel
+from studio.handlers import CloneHandlers
 from studio.settings import ASSETS_DIR, max_threads
 from studio.tabs.api_help import build_api_tab, wire_api_tab
 from studio.tabs.clone import build_clone_tab, wire_clone_tab
@@ -68,8 +71,10 @@ document.addEventListener("keydown", (event) => {
 
 
 def build_demo(backend: Backend) -> gr.Blocks:
-    """The Blocks app on ``backend`` (forms and limits follow its settings)."""
+    """The Blocks app on ``backend`` (forms and limits follow its settings); every handler is
+    made here, on that backend."""
     settings = backend.settings
+    handlers = CloneHandlers(backend)
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.HTML(HEADER)
         banner = ui_format.fast_mode_banner(settings.cpu_fast_mode, settings.cpu_fast_cfg_cutoff)
@@ -86,13 +91,13 @@ def build_demo(backend: Backend) -> gr.Blocks:
                 dubbing = build_dubbing_tab(settings)
             with gr.Tab("API", id="api"):
                 api_text = build_api_tab(settings)
-        panel = build_engine_panel()  # outside the tabs: the same panel under every tab
-        clone_events = wire_clone_tab(clone, settings)
+        panel = build_engine_panel(handlers)  # outside the tabs: the same panel under every tab
+        clone_events = wire_clone_tab(clone, settings, handlers)
         voices_events = wire_voices_tab(voices)
-        dialogue_event = wire_dialogue_tab(dialogue, settings)
-        dub_event = wire_dubbing_tab(dubbing, settings)
+        dialogue_event = wire_dialogue_tab(dialogue, settings, DialogueHandlers(backend))
+        dub_event = wire_dubbing_tab(dubbing, settings, DubbingHandlers(backend))
         wire_api_tab(api_text, settings, demo)
-        wire_engine_panel(panel, demo)
+        wire_engine_panel(panel, demo, handlers)
         # The panel at once after a result (not 2 s later, still saying "busy").
         for event in (clone_events.generate, dialogue_event, dub_event):
             event.then(handlers.status_panel, outputs=panel.status_box, queue=False, api_visibility="private",

@@ -273,20 +273,29 @@ def _clean_field(value: object, limit: int, what: str) -> str:
 
 _library: VoiceLibrary | None = None
 _library_lock = threading.Lock()
+_clip_limit_s: float | None = None
+
+
+def use_clip_limit(max_ref_seconds: float) -> None:
+    """The longest reference clip the library accepts: the backend's, given where the app is
+    assembled (before the library is first used)."""
+    global _clip_limit_s
+    _clip_limit_s = float(max_ref_seconds)
 
 
 def get_library() -> VoiceLibrary:
-    """The process's library, made on first use from the settings (F5_DATA_DIR, F5_MAX_VOICES)."""
+    """The process's library, made on first use from the settings (F5_DATA_DIR, F5_MAX_VOICES) and
+    the clip limit given to :func:`use_clip_limit` (else the engine's default, F5_MAX_REF_SECONDS)."""
     global _library
     if _library is None:
         with _library_lock:
             if _library is None:
-                from studio.backend.choose import get_backend
+                from engine.config import ENV_VARS
                 from studio.settings import studio_settings
 
                 settings = studio_settings()
-                _library = VoiceLibrary(settings.data_dir, settings.max_voices,
-                                        get_backend().settings.max_ref_seconds, load_voices())
+                limit = _clip_limit_s if _clip_limit_s is not None else float(ENV_VARS["F5_MAX_REF_SECONDS"][0])
+                _library = VoiceLibrary(settings.data_dir, settings.max_voices, limit, load_voices())
     return _library
 
 

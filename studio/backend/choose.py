@@ -1,15 +1,11 @@
-"""The backend ``F5_BACKEND`` asks for, made once where the app is assembled."""
+"""The backend ``F5_BACKEND`` asks for, made once where the app is assembled (``app.py``), which hands
+it to the page, the tabs, the handlers and the REST server; nothing fetches it from a global."""
 
 from __future__ import annotations
-
-import threading
 
 from studio.backend.contract import Backend
 from studio.backend.local import LocalBackend
 from studio.settings import backend_kind
-
-_backend: Backend | None = None
-_backend_lock = threading.Lock()
 
 
 def make_backend() -> Backend:
@@ -20,21 +16,3 @@ def make_backend() -> Backend:
 
         return CeleryBackend()
     return LocalBackend()
-
-
-def get_backend() -> Backend:
-    """The process's backend, made on first use by :func:`make_backend`."""
-    global _backend
-    if _backend is None:
-        with _backend_lock:
-            if _backend is None:
-                _backend = make_backend()
-    return _backend
-
-
-def set_backend(backend: Backend | None) -> Backend | None:
-    """Replace the process's backend (tests, other deployments); returns the previous one."""
-    global _backend
-    with _backend_lock:
-        previous, _backend = _backend, backend
-    return previous

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from studio import ui_format
 from studio.backend import Backend
 from studio.backend import status as backend_status
+from studio.backend.zerogpu import zerogpu_synthesis
 from studio.rest.auth import require_key
 from studio.rest.bodies import audio_body, sse_body
 from studio.rest.errors import ApiError, from_engine_error
@@ -40,13 +41,14 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # pro
 def build_router(backend: Backend, catalog: Callable[[], VoiceCatalog], api_key: str | None) -> APIRouter:
     """The ``/v1`` routes on ``backend``; ``catalog()`` gives the voices of the moment."""
     router = APIRouter(prefix="/v1", dependencies=[Depends(require_key(api_key))])
+    whole = zerogpu_synthesis(backend)  # ZeroGPU: each request whole inside spaces.GPU; None elsewhere
 
     @router.post("/audio/speech", response_class=StreamingResponse)
     async def create_speech(body: SpeechRequest) -> StreamingResponse:
         """Speak ``input`` in ``voice``; the audio streams while later sentences are being made."""
         started = time.perf_counter()
         job = await run_in_threadpool(lambda: plan_speech(body, backend.settings, catalog()))  # may read the disk
-        pieces = iterate_in_thread(lambda: encoded_pieces(backend, job), name="f5-rest-speech")
+        pieces = iterate_in_thread(lambda: encoded_pieces(backend, job, whole), name="f5-rest-speech")
         try:
             first = await anext(pieces)  # waits in the engine's line; refusals still get a status
         except StopAsyncIteration:

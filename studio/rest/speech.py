@@ -15,10 +15,9 @@ import secrets
 import urllib.parse
 from typing import Any, Iterator
 
-from engine import zerogpu
 from engine.results import StreamChunk, SynthesisResult
 from studio.backend import Backend, FrontendSettings
-from studio.backend.choose import get_backend
+from studio.backend.zerogpu import WholeSynthesis
 from studio.rest.encoding import FORMATS, AudioFormat, StreamEncoder
 from studio.rest.errors import ApiError
 from studio.rest.schemas import SpeechRequest
@@ -96,27 +95,13 @@ def plan_speech(body: SpeechRequest, settings: FrontendSettings, catalog: VoiceC
                      speed_used=speed, seed=seed, input_chars=length, engine_args=args)
 
 
-def _backend_synthesize(**kwargs: Any) -> SynthesisResult:
-    """One whole synthesis (module level: on ZeroGPU it runs inside ``spaces.GPU``)."""
-    return get_backend().synthesize(**kwargs)
-
-
-def _backend_synthesize_on_cpu(fallback_reason: str | None = None, **kwargs: Any) -> SynthesisResult:
-    """ZeroGPU's fallback when the GPU call itself fails: the same request on the CPU."""
-    return get_backend().synthesize(fallback_reason=fallback_reason, **kwargs)
-
-
-# On a ZeroGPU Space the platform lends the GPU per call: a request runs whole inside spaces.GPU
-# (with a CPU rerun if that fails), as the page does there. Everywhere else the engine streams.
-ON_ZEROGPU = zerogpu.detect()
-_synthesize_on_zerogpu = zerogpu.with_zerogpu(_backend_synthesize, _backend_synthesize_on_cpu)
-
-
-def engine_chunks(backend: Backend, args: dict[str, Any]) -> Iterator[StreamChunk]:
+def engine_chunks(backend: Backend, args: dict[str, Any], whole: WholeSynthesis | None = None
+                  ) -> Iterator[StreamChunk]:
     """The engine's chunks for ``args``: its stream (first chunk split early so audio starts soon),
-    or on a ZeroGPU Space one whole synthesis inside ``spaces.GPU`` as a single chunk."""
-    if ON_ZEROGPU:
-        result = _synthesize_on_zerogpu(**args)
+    or with ``whole`` (on a ZeroGPU Space: ``studio.backend.zerogpu``) one whole synthesis as a
+    single chunk, as the page does there."""
+    if whole is not None:
+        result = whole(**args)
         yield StreamChunk(index=0, total=1, audio=result.audio, sample_rate=result.sample_rate, result=result)
         return
     stream = backend.synthesize_stream(**args, fast_start=True)
@@ -124,10 +109,10 @@ def engine_chunks(backend: Backend, args: dict[str, Any]) -> Iterator[StreamChun
         yield from stream
 
 
-def encoded_pieces(backend: Backend, job: SpeechJob) -> Iterator[Piece]:
+def encoded_pieces(backend: Backend, job: SpeechJob, whole: WholeSynthesis | None = None) -> Iterator[Piece]:
     """Run ``job`` and encode each chunk as it arrives (call and iterate from one thread)."""
     encoder: StreamEncoder | None = None
-    chunks = engine_chunks(backend, job.engine_args)
+    chunks = engine_chunks(backend, job.engine_args, whole)
     try:
         for chunk in chunks:
             if encoder is None:

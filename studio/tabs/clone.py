@@ -9,8 +9,9 @@ from typing import Any
 
 import gradio as gr
 
-from studio import feedback, handlers, library_handlers
+from studio import feedback, library_handlers
 from studio.backend import FrontendSettings
+from studio.handlers import CloneHandlers, read_text_file, stop_generation
 from studio.reference_check import on_reference_change
 from studio.voices import Voice
 
@@ -124,36 +125,42 @@ def build_clone_tab(settings: FrontendSettings, voices: list[Voice]) -> CloneTab
                     ref_check, save_name, save_note, save_btn, save_status, reuse_seed_btn, advanced)
 
 
-def generate_ui(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
-                progress=gr.Progress(), request: gr.Request = None):
-    """The page's Generate: :func:`studio.handlers.generate_stream` plus the problem block above the
+def generate_ui(handlers: CloneHandlers):
+    """The page's Generate: :meth:`CloneHandlers.generate_stream` plus the problem block above the
     button (cleared at the start, filled on a refusal and kept until the next Generate), instead of a
     toast that closes by itself and an "Error" badge over the result."""
-    try:
-        first = True
-        for outputs in handlers.generate_stream(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade,
-                                                remove_silence, seed, randomize, progress=progress, request=request):
-            yield (*outputs, "" if first else gr.skip())
-            first = False
-    except gr.Error as error:
-        yield gr.skip(), gr.skip(), gr.skip(), "", gr.skip(), feedback.error_html(error.message)
+
+    def generate(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
+                 progress=gr.Progress(), request: gr.Request = None):
+        try:
+            first = True
+            for outputs in handlers.generate_stream(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade,
+                                                    remove_silence, seed, randomize, progress=progress,
+                                                    request=request):
+                yield (*outputs, "" if first else gr.skip())
+                first = False
+        except gr.Error as error:
+            yield gr.skip(), gr.skip(), gr.skip(), "", gr.skip(), feedback.error_html(error.message)
+
+    generate.__name__ = "generate_ui"  # the event's name, as before
+    return generate
 
 
-def wire_clone_tab(tab: CloneTab, settings: FrontendSettings) -> CloneEvents:
+def wire_clone_tab(tab: CloneTab, settings: FrontendSettings, handlers: CloneHandlers) -> CloneEvents:
     """Connect the tab's events, and the API's ``/synthesize`` (inside the Blocks context)."""
     form = [tab.ref_audio, tab.ref_text, tab.gen_text, tab.nfe_step, tab.speed, tab.cross_fade,
             tab.remove_silence, tab.seed]
     # The UI's Generate: streaming, private (API clients use /synthesize below).
     generate_event = tab.generate_btn.click(
-        generate_ui, inputs=form + [tab.randomize],
+        generate_ui(handlers), inputs=form + [tab.randomize],
         outputs=[tab.out_audio, tab.live_audio, tab.spectrogram, tab.details, tab.seed, tab.generate_error],
         concurrency_limit=None, api_visibility="private", show_progress_on=[tab.out_audio])
     generate_event.then(lambda: gr.update(visible=True), outputs=tab.reuse_seed_btn, queue=False,
                         api_visibility="private", show_progress="hidden")
-    if handlers.ON_ZEROGPU:  # no stream to stop there: cancel the whole call
+    if handlers.whole is not None:  # ZeroGPU: no stream to stop there: cancel the whole call
         tab.stop_btn.click(None, cancels=[generate_event], queue=False, api_visibility="private")
     else:  # Stop ends the stream, keeping what was made (and says so)
-        tab.stop_btn.click(handlers.stop_generation, queue=False, api_visibility="private")
+        tab.stop_btn.click(stop_generation, queue=False, api_visibility="private")
     tab.reuse_seed_btn.click(lambda: (False, gr.update(open=True)), outputs=[tab.randomize, tab.advanced],
                              queue=False, api_visibility="private")
     # Every new clip (uploaded, recorded, a saved voice, an example) is judged at once. Removing a bad
@@ -168,7 +175,7 @@ def wire_clone_tab(tab: CloneTab, settings: FrontendSettings) -> CloneEvents:
     save_event = tab.save_btn.click(library_handlers.save_from_clone,
                                     inputs=[tab.save_name, tab.ref_audio, tab.ref_text, tab.save_note],
                                     outputs=tab.save_status, concurrency_limit=None, api_visibility="private")
-    tab.text_file.upload(handlers.read_text_file, inputs=tab.text_file, outputs=tab.gen_text, queue=False,
+    tab.text_file.upload(read_text_file, inputs=tab.text_file, outputs=tab.gen_text, queue=False,
                          api_visibility="private")
 
     # The API takes plain numbers, not the sliders: a slider refuses out-of-range values itself

@@ -7,10 +7,11 @@ import dataclasses
 
 import gradio as gr
 
-from studio import dialogue_handlers, handlers
+from studio import dialogue_handlers
 from studio.backend import FrontendSettings
 from studio.dialogue import DEFAULT_GAP_S
-from studio.dialogue_handlers import MAX_GAP_S, TIMING_HEADERS
+from studio.dialogue_handlers import MAX_GAP_S, TIMING_HEADERS, DialogueHandlers
+from studio.handlers import stop_job
 
 HELP = """One line per turn: `Name: text` or `[Name] text`, where *Name* is a saved voice (any case) or a
 voice uploaded below. `[speed 1.2]` in a line speaks it faster, `[pause 0.8]` adds a pause after it, and
@@ -83,15 +84,15 @@ def build_dialogue_tab(settings: FrontendSettings) -> DialogueTab:
                        files, timings, status)
 
 
-def wire_dialogue_tab(tab: DialogueTab, settings: FrontendSettings):
+def wire_dialogue_tab(tab: DialogueTab, settings: FrontendSettings, handlers: DialogueHandlers):
     """Connect the tab and the API's ``/dialogue``; returns the Generate event."""
     uploads = [component for slot in tab.uploads for component in slot]
     generate = tab.generate_btn.click(
-        dialogue_handlers.dialogue_stream, inputs=[tab.script, tab.nfe_step, tab.seed, tab.gap, *uploads],
+        handlers.dialogue_stream, inputs=[tab.script, tab.nfe_step, tab.seed, tab.gap, *uploads],
         outputs=[tab.live_audio, tab.mix, tab.files, tab.timings, tab.status, tab.error], concurrency_limit=None,
         api_visibility="private", show_progress_on=[tab.mix])
     # Stop ends the run after the line in progress and keeps the lines made (mix, ZIP, timings).
-    tab.stop_btn.click(handlers.stop_job("dialogue"), queue=False, api_visibility="private")
+    tab.stop_btn.click(stop_job("dialogue"), queue=False, api_visibility="private")
 
     with gr.Group(visible=False):  # the API's plain inputs and outputs
         nfe_step = gr.Number(settings.default_nfe_step, label="nfe_step")
@@ -102,6 +103,6 @@ def wire_dialogue_tab(tab: DialogueTab, settings: FrontendSettings):
         timings = gr.JSON(label="timings")
         srt = gr.File(label="srt")
         trigger = gr.Button("dialogue")
-    trigger.click(dialogue_handlers.dialogue_api, inputs=[tab.script, nfe_step, seed, gap],
+    trigger.click(handlers.dialogue_api, inputs=[tab.script, nfe_step, seed, gap],
                   outputs=[mix, lines, timings, srt], api_name="dialogue", concurrency_limit=None)
     return generate

@@ -7,9 +7,11 @@ import dataclasses
 
 import gradio as gr
 
-from studio import dubbing_handlers, handlers
+from studio import dubbing_handlers
 from studio.backend import FrontendSettings
 from studio.dubbing import MAX_SPEED, REPORT_HEADERS
+from studio.dubbing_handlers import DubbingHandlers
+from studio.handlers import stop_job
 
 HELP = f"""Upload subtitles (`.srt` or `.vtt`). A cue's speaker comes from a WebVTT voice tag (`<v Alice>`) or a
 `Name:` prefix. Choose a voice for each speaker, or one voice for all cues. Each cue is spoken at its natural
@@ -73,17 +75,17 @@ def build_dubbing_tab(settings: FrontendSettings) -> DubbingTab:
                       report, zip_file, result)
 
 
-def wire_dubbing_tab(tab: DubbingTab, settings: FrontendSettings):
+def wire_dubbing_tab(tab: DubbingTab, settings: FrontendSettings, handlers: DubbingHandlers):
     """Connect the tab and the API's ``/dub``; returns the Dub event."""
-    tab.subtitles.change(dubbing_handlers.inspect_upload, inputs=tab.subtitles,
+    tab.subtitles.change(handlers.inspect_upload, inputs=tab.subtitles,
                          outputs=[tab.summary, tab.error, tab.speakers, *tab.slots], concurrency_limit=None,
                          api_visibility="private")
-    dub = tab.dub_btn.click(dubbing_handlers.dub_ui,
+    dub = tab.dub_btn.click(handlers.dub_ui,
                             inputs=[tab.subtitles, tab.default_voice, tab.speakers, tab.nfe_step, tab.seed, *tab.slots],
                             outputs=[tab.track, tab.report, tab.zip_file, tab.result, tab.error],
                             concurrency_limit=None, api_visibility="private", show_progress_on=[tab.track])
     # Stop ends the dub after the cue in progress and keeps the cues made (track, report, ZIP).
-    tab.stop_btn.click(handlers.stop_job("dub"), queue=False, api_visibility="private")
+    tab.stop_btn.click(stop_job("dub"), queue=False, api_visibility="private")
 
     with gr.Group(visible=False):  # the API's plain inputs and outputs
         subtitles = gr.File(label="subtitles", type="filepath")
@@ -95,6 +97,6 @@ def wire_dubbing_tab(tab: DubbingTab, settings: FrontendSettings):
         report = gr.JSON(label="report")
         cues = gr.File(label="cues_zip")
         trigger = gr.Button("dub")
-    trigger.click(dubbing_handlers.dub_api, inputs=[subtitles, voice, speaker_voices, nfe_step, seed],
+    trigger.click(handlers.dub_api, inputs=[subtitles, voice, speaker_voices, nfe_step, seed],
                   outputs=[track, report, cues], api_name="dub", concurrency_limit=None)
     return dub

@@ -20,7 +20,6 @@ from engine.results import StreamChunk, SynthesisResult
 from engine.status import DeviceMemory, FastModeStatus
 from studio import handlers, settings, ui_format
 from studio.backend import LocalBackend
-from studio.backend.choose import set_backend
 from studio.runner import ProgressRelay, pump_stream
 
 from tests.status_factory import engine_status
@@ -100,22 +99,23 @@ class StandInEngine:
 def app_module():
     """Import app.py with the stand-in as the process-wide engine while the page is built."""
     previous = engine.set_engine(StandInEngine())
-    previous_backend = set_backend(None)
     try:
         module = importlib.import_module("app")
     finally:
         engine.set_engine(previous)
-        set_backend(previous_backend)
     return module
 
 
 @pytest.fixture
 def stand_in(app_module):
-    """A fresh stand-in engine behind the handlers' backend, for one test."""
-    fake = StandInEngine()
-    previous = set_backend(LocalBackend(fake))
-    yield fake
-    set_backend(previous)
+    """A fresh stand-in engine, for one test."""
+    return StandInEngine()
+
+
+@pytest.fixture
+def clone(stand_in):
+    """The clone tab's handlers on a backend around the stand-in, as the page makes them."""
+    return handlers.CloneHandlers(LocalBackend(stand_in))
 
 
 def request(**overrides):
@@ -134,26 +134,26 @@ def test_page_builds_with_the_api_it_promises(app_module):
 
 @pytest.mark.parametrize("error", [InputError("The reference audio is silent."), BusyError("The server is busy."),
                                    ModelUnavailableError("model.safetensors is missing")])
-def test_engine_errors_are_shown_as_they_are(app_module, stand_in, error):
+def test_engine_errors_are_shown_as_they_are(app_module, stand_in, error, clone):
     stand_in.fail_with = error
     with pytest.raises(gr.Error) as caught:
-        handlers.synthesize(**request())
+        clone.synthesize(**request())
     assert caught.value.message == str(error)
     assert caught.value.print_exception is False
 
 
-def test_server_paths_are_cut_from_errors_and_status_but_logged(app_module, stand_in, caplog):
+def test_server_paths_are_cut_from_errors_and_status_but_logged(app_module, stand_in, caplog, clone):
     stand_in.fail_with = ModelUnavailableError("Weights file /srv/private/models/v2/model.safetensors does not exist")
     with caplog.at_level(logging.INFO, logger="studio.handlers"), pytest.raises(gr.Error) as caught:
-        handlers.synthesize(**request())
+        clone.synthesize(**request())
     assert caught.value.message == "Weights file …/model.safetensors does not exist"
     assert "/srv/private/models/v2/model.safetensors" in caplog.text  # the operator sees it all
     original = stand_in.status
     stand_in.status = lambda: dataclasses.replace(original(), last_error="Cannot read /srv/private/vocab.txt: no such file",
                                                   model="model directory /srv/private/models/v2")
-    public = handlers.engine_status()
+    public = clone.engine_status()
     assert public["last_error"] == "Cannot read …/vocab.txt: no such file" and public["model"] == "model directory …/v2"
-    panel = handlers.status_panel()
+    panel = clone.status_panel()
     assert "/srv/private" not in panel and "…/v2" in panel
 
 
@@ -164,35 +164,35 @@ def test_public_text_leaves_everything_but_absolute_paths_alone():
     assert ui_format.public_text("No such file: '/a/b/c.yaml'") == "No such file: '…/c.yaml'"
 
 
-def test_unexpected_errors_are_logged_and_shown_generically(app_module, stand_in, caplog):
+def test_unexpected_errors_are_logged_and_shown_generically(app_module, stand_in, caplog, clone):
     stand_in.fail_with = RuntimeError("Expected all tensors to be on the same device")
     with caplog.at_level(logging.ERROR, logger="studio.handlers"), pytest.raises(gr.Error) as caught:
-        handlers.synthesize(**request())
+        clone.synthesize(**request())
     assert caught.value.message == ("Synthesis failed unexpectedly: RuntimeError. "
                                     "The engine is still running; please try again.")
     assert any(record.exc_info for record in caplog.records), "the traceback must be logged"
 
 
-def test_ui_checks_before_the_engine(app_module, stand_in):
+def test_ui_checks_before_the_engine(app_module, stand_in, clone):
     with pytest.raises(gr.Error, match="reference audio"):
-        handlers.synthesize(**request(ref_audio=None))
+        clone.synthesize(**request(ref_audio=None))
     with pytest.raises(gr.Error, match="empty"):
-        handlers.synthesize(**request(gen_text="   "))
+        clone.synthesize(**request(gen_text="   "))
     assert stand_in.calls == []
 
 
-def test_api_synthesize_returns_int16_audio_details_and_seed(app_module, stand_in):
-    (rate, audio), details, seed = handlers.synthesize(**request(seed=-1))
+def test_api_synthesize_returns_int16_audio_details_and_seed(app_module, stand_in, clone):
+    (rate, audio), details, seed = clone.synthesize(**request(seed=-1))
     assert stand_in.calls[-1]["seed"] is None and stand_in.calls[-1]["nfe_step"] == 8
     assert isinstance(stand_in.calls[-1]["nfe_step"], int)
     assert rate == SR and audio.dtype == np.int16 and len(audio) == 3 * SR // 2
     assert seed == 77 and "Seed **77**" in details and "cuda:0" in details
-    handlers.synthesize(**request(seed=1234))
+    clone.synthesize(**request(seed=1234))
     assert stand_in.calls[-1]["seed"] == 1234
 
 
-def test_stream_yields_each_chunk_then_the_whole_clip(app_module, stand_in):
-    outputs = list(handlers.generate_stream(**request(seed=42), randomize=False))
+def test_stream_yields_each_chunk_then_the_whole_clip(app_module, stand_in, clone):
+    outputs = list(clone.generate_stream(**request(seed=42), randomize=False))
     assert stand_in.calls[-1]["seed"] == 42
     first, *chunks, final = outputs
     assert first[0]["value"] is None and first[3] == ""  # previous result cleared
@@ -210,22 +210,22 @@ def test_stream_yields_each_chunk_then_the_whole_clip(app_module, stand_in):
     assert len(stand_in.stream_threads) == 1, "the engine stream must be driven by one thread"
 
 
-def test_stream_randomize_ignores_the_seed_box(app_module, stand_in):
-    final = list(handlers.generate_stream(**request(seed=42), randomize=True))[-1]
+def test_stream_randomize_ignores_the_seed_box(app_module, stand_in, clone):
+    final = list(clone.generate_stream(**request(seed=42), randomize=True))[-1]
     drawn = stand_in.calls[-1]["seed"]  # drawn by the page, so a stopped clip knows its seed too
     assert isinstance(drawn, int) and 0 <= drawn < 2**31 and final[4] == drawn
     assert final[0]["label"].endswith(f"seed {drawn}")
 
 
-def test_stream_error_mid_way_becomes_a_readable_error(app_module, stand_in):
+def test_stream_error_mid_way_becomes_a_readable_error(app_module, stand_in, clone):
     stand_in.fail_mid_stream = InputError("The text to generate has nothing to speak.")
     with pytest.raises(gr.Error) as caught:
-        list(handlers.generate_stream(**request(), randomize=True))
+        list(clone.generate_stream(**request(), randomize=True))
     assert caught.value.message == "The text to generate has nothing to speak."
 
 
-def test_cancel_closes_the_engine_stream_in_its_own_thread(app_module, stand_in):
-    stream = handlers.generate_stream(**request(), randomize=True)
+def test_cancel_closes_the_engine_stream_in_its_own_thread(app_module, stand_in, clone):
+    stream = clone.generate_stream(**request(), randomize=True)
     next(stream)  # cleared outputs
     next(stream)  # first chunk
     stream.close()  # what Gradio does on cancel / closed tab
@@ -233,24 +233,24 @@ def test_cancel_closes_the_engine_stream_in_its_own_thread(app_module, stand_in)
     assert threading.current_thread().name not in stand_in.stream_threads
 
 
-def test_no_spectrogram_means_no_image(app_module, stand_in, monkeypatch):
+def test_no_spectrogram_means_no_image(app_module, stand_in, monkeypatch, clone):
     monkeypatch.setattr(stand_in, "_stream", lambda on_progress, seed: iter([StreamChunk(
         0, 1, np.ones(SR, np.float32) * 0.1, SR, result=make_result(np.ones(SR) * 0.1, spectrogram=None))]))
-    final = list(handlers.generate_stream(**request(), randomize=True))[-1]
+    final = list(clone.generate_stream(**request(), randomize=True))[-1]
     assert final[2]["visible"] is False and final[2]["value"] is None
 
 
-def test_status_panel_never_raises(app_module, stand_in):
-    html = handlers.status_panel()
+def test_status_panel_never_raises(app_module, stand_in, clone):
+    html = clone.status_panel()
     assert "ready" in html and "812 MB allocated" in html and "in 2 min" in html
     stand_in.status_error = RuntimeError("boom")
-    assert "Status unavailable: RuntimeError" in handlers.status_panel()
+    assert "Status unavailable: RuntimeError" in clone.status_panel()
 
 
-def test_load_failure_is_readable(app_module, stand_in):
+def test_load_failure_is_readable(app_module, stand_in, clone):
     stand_in.fail_with = ModelUnavailableError("The model file model.safetensors is missing in /models/x.")
     with pytest.raises(gr.Error) as caught:
-        handlers.load_now()
+        clone.load_now()
     assert "model.safetensors is missing" in caught.value.message
 
 

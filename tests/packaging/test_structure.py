@@ -170,3 +170,18 @@ def test_no_import_cycle_among_our_modules():
     assert {"engine.session", "studio.backend.contract", "cluster.frontend.backend"} <= graph.keys()
     assert "studio.backend.contract" in graph["cluster.frontend.backend"], "the graph sees the imports"
     assert not _cycles(graph), f"import cycles: {_cycles(graph)}"
+
+
+def test_the_backend_is_handed_in_never_fetched_from_a_global():
+    """app.py makes the backend once (``make_backend``) and hands it to the page, the tabs, the
+    handlers and the REST server: no module fetches it again."""
+    fetchers = [f"{path.relative_to(ROOT)}:{number}" for path in _python_files("app.py", "engine", "studio", "cluster",
+                                                                               "bench")
+                for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                if re.search(r"\b(get_backend|set_backend)\(", line)]
+    assert not fetchers, f"take the backend as a parameter instead: {fetchers}"
+    callers = [path.relative_to(ROOT).as_posix() for path in _python_files("app.py", "engine", "studio", "cluster",
+                                                                          "bench", "tests")
+               if re.search(r"(?<!def )\bmake_backend\(", path.read_text(encoding="utf-8"))
+               and path.name != "test_structure.py"]
+    assert callers == ["app.py"], f"the backend is made where the app is assembled, only: {callers}"

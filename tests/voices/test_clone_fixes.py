@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from studio import handlers, library_handlers, ui_format
-from studio.backend.choose import set_backend
 from studio.reference_check import NOT_AUDIO, check_clip, on_reference_change
 from studio.tabs.api_help import DEFAULT_URL, server_url
 from studio.tabs.clone import reference_text_label
@@ -26,10 +25,13 @@ from .fakes import SR, FakeBackend
 
 @pytest.fixture
 def backend():
-    fake = FakeBackend(chunks=3, loads=1)
-    previous = set_backend(fake)
-    yield fake
-    set_backend(previous)
+    return FakeBackend(chunks=3, loads=1)
+
+
+@pytest.fixture
+def clone(backend):
+    """The clone tab's handlers on the stand-in backend, as the page makes them."""
+    return handlers.CloneHandlers(backend)
 
 
 def form(**overrides):
@@ -39,10 +41,10 @@ def form(**overrides):
     return args
 
 
-def test_stop_keeps_the_audio_made_so_far_and_says_stopped(backend):
+def test_stop_keeps_the_audio_made_so_far_and_says_stopped(backend, clone):
     backend.block = threading.Event()  # the engine makes chunk 1, then waits
     session = SimpleNamespace(session_hash="tab-1")
-    stream = handlers.generate_stream(**form(), request=session)
+    stream = clone.generate_stream(**form(), request=session)
     next(stream)  # the previous result cleared
     rate, first = next(stream)[1]  # chunk 1 on the live player
     handlers.stop_generation(session)  # the Stop button, from another request
@@ -59,20 +61,20 @@ def test_stop_keeps_the_audio_made_so_far_and_says_stopped(backend):
     assert not handlers.STOPS.fire("tab-1"), "nothing left registered for the session"
 
 
-def test_stop_without_a_running_generate_does_nothing(backend):
+def test_stop_without_a_running_generate_does_nothing(backend, clone):
     handlers.stop_generation(SimpleNamespace(session_hash="nobody"))
     handlers.stop_generation(None)
-    outputs = list(handlers.generate_stream(**form(randomize=False, seed=9), request=SimpleNamespace(session_hash="x")))
+    outputs = list(clone.generate_stream(**form(randomize=False, seed=9), request=SimpleNamespace(session_hash="x")))
     assert outputs[-1][3].startswith("Seed **9**"), "a later Generate is not stopped by an earlier Stop"
 
 
-def test_the_first_load_is_explained(backend):
+def test_the_first_load_is_explained(backend, clone):
     backend.loads = 0
-    assert handlers.describe_progress(0.0, "Loading the model") == (None, ui_format.FIRST_LOAD_TEXT)
+    assert clone.describe_progress(0.0, "Loading the model") == (None, ui_format.FIRST_LOAD_TEXT)
     assert "first time" in ui_format.FIRST_LOAD_TEXT
     backend.loads = 2
-    assert handlers.describe_progress(0.0, "Loading the model") == (None, ui_format.RELOAD_TEXT)
-    assert handlers.describe_progress(0.5, "Generating chunk 2 of 4") == (0.5, "Generating chunk 2 of 4")
+    assert clone.describe_progress(0.0, "Loading the model") == (None, ui_format.RELOAD_TEXT)
+    assert clone.describe_progress(0.5, "Generating chunk 2 of 4") == (0.5, "Generating chunk 2 of 4")
 
 
 def test_details_do_not_call_a_load_waiting_for_the_engine():

@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ import soundfile as sf
 from engine.audio_input import TAIL_SILENCE_S, read_reference
 from engine.errors import InputError
 from studio import voice_library
-from studio.backend.choose import set_backend
 from studio.voice_library import VoiceEntry, VoiceLibrary, VoiceLibraryError, VoiceNotFound
 from studio.voice_names import MAX_NAME_CHARS
 from studio.voices import load_voices
@@ -258,7 +256,8 @@ def test_the_process_library_follows_the_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("F5_DATA_DIR", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("F5_MAX_VOICES", "7")
     previous = voice_library.set_library(None)
-    previous_backend = set_backend(SimpleNamespace(settings=SimpleNamespace(max_ref_seconds=9.0)))
+    monkeypatch.setattr(voice_library, "_clip_limit_s", None)
+    voice_library.use_clip_limit(9.0)  # the backend's, given where the app is assembled
     try:
         library = voice_library.get_library()
         assert library is voice_library.get_library()
@@ -266,7 +265,6 @@ def test_the_process_library_follows_the_settings(tmp_path, monkeypatch):
         assert library.max_ref_seconds == 9.0 and (library.folder / "index.sqlite3").is_file()
     finally:
         voice_library.set_library(previous)
-        set_backend(previous_backend)
 
 
 def test_entries_show_no_server_paths(library, voice_clips):

@@ -14,7 +14,6 @@ from engine.errors import InputError
 from engine.options import LIMITS
 from engine.text_input import reference_for_model
 from studio import dialogue_handlers, dubbing_handlers
-from studio.backend.choose import set_backend
 from studio.dialogue import run_dialogue
 from studio.dialogue_script import Pause, Turn
 from studio.dubbing import FADE_S, MAX_SPEED, REPORT_HEADERS, natural_seconds, place, run_dub, target_seconds
@@ -23,7 +22,9 @@ from studio.subtitles import Cue
 from studio.voice_library import set_library
 
 from .conftest import REF_TEXT, REF_WAV
-from .fakes import SR, FakeBackend
+from .fakes import SR, FakeBackend, settings
+
+SETTINGS = settings()  # a LocalBackend's with the default configuration
 
 ALICE = Reference("Alice", REF_WAV, REF_TEXT)
 BOB = Reference("Bob", REF_WAV, REF_TEXT)
@@ -212,26 +213,24 @@ def tab_setup(library, voice_clips):
     library.save("Alice", voice_clips["good"], REF_TEXT)
     library.save("Bob", voice_clips["padded"], REF_TEXT)
     previous_library = set_library(library)
-    previous_backend = set_backend(FakeBackend())
     yield library
     set_library(previous_library)
-    set_backend(previous_backend)
 
 
 def test_dialogue_prepare_resolves_library_and_uploaded_voices(tab_setup, voice_clips):
     items, refs = dialogue_handlers.prepare("alice: hi\nCarol: hello\n[BOB] hey",
                                             [Upload("Carol", str(voice_clips["good"]), "Some words."),
-                                             Upload("", None, "")])
+                                             Upload("", None, "")], SETTINGS)
     assert [ref.name for ref in refs.values()] == ["Alice", "Carol", "Bob"] and len(items) == 3
     with pytest.raises(InputError, match="Uploaded voice 1 \\(Dave\\) has no clip"):
-        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", None, "words")])
+        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", None, "words")], SETTINGS)
     with pytest.raises(InputError, match="needs its reference text"):
-        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", str(voice_clips["good"]), " ")])
+        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", str(voice_clips["good"]), " ")], SETTINGS)
     with pytest.raises(InputError, match="clip of voice 'Dave' cannot be used: .*silent"):
-        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", str(voice_clips["silent"]), "words")])
+        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", str(voice_clips["silent"]), "words")], SETTINGS)
     tab_setup.get("Bob").clip_path.unlink()
     with pytest.raises(InputError, match="'Bob' cannot be used: its clip file is missing"):
-        dialogue_handlers.prepare("Bob: hi", [])
+        dialogue_handlers.prepare("Bob: hi", [], SETTINGS)
 
 
 def test_dub_voices_per_speaker_or_one_for_all(tab_setup):
@@ -249,7 +248,7 @@ def test_on_zerogpu_each_line_and_cue_is_one_whole_call():
     backend = FakeBackend(chunks=3)
     whole_calls = []
 
-    def whole(**request):  # what handlers.ZEROGPU_SYNTHESIZE does: spaces.GPU around one whole synthesis
+    def whole(**request):  # what studio.backend.zerogpu.whole_synthesis does: spaces.GPU around one whole synthesis
         whole_calls.append(request)
         return backend.synthesize(**request)
 

@@ -1,0 +1,39 @@
+"""One whole synthesis on a backend, the ZeroGPU way where the app runs on a ZeroGPU Space.
+
+On a ZeroGPU Space the platform lends the GPU per call: whole syntheses run in ``spaces.GPU``
+(with a CPU rerun if that fails, see ``engine.zerogpu.with_zerogpu``) and the UI does not stream.
+Everywhere else :func:`whole_synthesis` is ``backend.synthesize``. The clone tab, the dialogue and
+dubbing jobs and the REST API all take their whole syntheses from here. The wrapper is made when
+the app is assembled (at import on a Space, as ``spaces.GPU`` wants).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from engine import zerogpu
+from engine.results import SynthesisResult
+from studio.backend.contract import Backend
+
+ON_ZEROGPU = zerogpu.detect()
+
+WholeSynthesis = Callable[..., SynthesisResult]
+
+
+def whole_synthesis(backend: Backend) -> WholeSynthesis:
+    """``backend.synthesize``, inside ``spaces.GPU`` with a CPU rerun on a ZeroGPU Space."""
+
+    def on_gpu(**request: Any) -> SynthesisResult:
+        return backend.synthesize(**request)
+
+    def on_cpu(fallback_reason: str | None = None, **request: Any) -> SynthesisResult:
+        """ZeroGPU's fallback when the GPU call itself fails: the same request on the CPU."""
+        return backend.synthesize(fallback_reason=fallback_reason, **request)
+
+    return zerogpu.with_zerogpu(on_gpu, on_cpu)
+
+
+def zerogpu_synthesis(backend: Backend) -> WholeSynthesis | None:
+    """What multi-request jobs (dialogue, dubbing) call per line on ZeroGPU instead of streaming;
+    None elsewhere."""
+    return whole_synthesis(backend) if ON_ZEROGPU else None
