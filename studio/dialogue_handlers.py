@@ -18,7 +18,7 @@ from studio.dialogue_script import Turn, parse_script
 from studio.handlers import int_if_whole, progress_words, seed_arg, user_error
 from studio.references import Upload, available_names, check_clips, resolve, uploaded_references
 from studio.runner import ProgressRelay, pump_stream
-from studio.settings import studio_settings
+from studio.settings import StudioSettings
 from studio.ui_format import to_int16
 from studio.voice_library import get_library
 
@@ -29,11 +29,11 @@ MIX_LABEL = "Mixed dialogue"
 TIMING_HEADERS = ["#", "line", "voice", "text", "start (s)", "end (s)"]
 
 
-def prepare(script: Any, uploads: list[Upload], settings: FrontendSettings) -> tuple[list, dict]:
+def prepare(script: Any, uploads: list[Upload], settings: FrontendSettings, limits: StudioSettings
+            ) -> tuple[list, dict]:
     """The checked script and a voice per speaker; raises with every problem before any work."""
     library = get_library()
     uploaded = uploaded_references(uploads)
-    limits = studio_settings()
     items = parse_script(None if script is None else str(script), available_names(library, uploaded),
                          max_lines=limits.max_script_lines, max_text_chars=settings.max_text_chars,
                          speed_range=tuple(settings.limits["speed"]), max_pause_total=limits.max_pause_seconds)
@@ -79,8 +79,9 @@ class DialogueHandlers:
     """The Dialogue tab's Generate and the API's ``/dialogue`` on one backend (made where the page is
     assembled)."""
 
-    def __init__(self, backend: Backend):
+    def __init__(self, backend: Backend, limits: StudioSettings):
         self.backend = backend
+        self.limits = limits  # script lines, pauses (read at start-up)
         self.whole = zerogpu_synthesis(backend)  # ZeroGPU: each line whole inside spaces.GPU; None elsewhere
         self.describe_progress = progress_words(backend)
 
@@ -88,7 +89,7 @@ class DialogueHandlers:
         """Check everything; returns (spoken lines, a function that starts the run given an ``on_progress``)."""
         gap = _gap(gap_s)
         try:
-            items, references = prepare(script, uploads, self.backend.settings)
+            items, references = prepare(script, uploads, self.backend.settings, self.limits)
         except Exception as error:
             raise user_error(error, "The dialogue") from None
         total = sum(isinstance(item, Turn) for item in items)

@@ -19,7 +19,7 @@ from studio.dubbing import DubResult, run_dub
 from studio.handlers import int_if_whole, progress_words, seed_arg, user_error
 from studio.references import check_clips, resolve
 from studio.runner import ProgressRelay
-from studio.settings import studio_settings
+from studio.settings import StudioSettings
 from studio.subtitles import Cue, decode, parse_subtitles, speakers
 from studio.voice_library import VoiceNotFound, get_library
 from studio.voice_names import name_key
@@ -31,7 +31,7 @@ TRACK_LABEL = "Dubbed track"
 SPEAKER_SLOTS = 6  # speakers (dub_ui takes one argument per slot) the tab offers a voice list for (others use the voice for all)
 
 
-def read_cues(path: Any, settings: FrontendSettings) -> list[Cue]:
+def read_cues(path: Any, settings: FrontendSettings, limits: StudioSettings) -> list[Cue]:
     """The uploaded file's checked cues."""
     if not path:
         raise InputError("Please upload a subtitle file (.srt or .vtt).")
@@ -39,7 +39,6 @@ def read_cues(path: Any, settings: FrontendSettings) -> list[Cue]:
         data = Path(str(path)).read_bytes()
     except OSError:
         raise InputError("The subtitle file could not be read; please upload it again.") from None
-    limits = studio_settings()
     return parse_subtitles(decode(data), max_cues=limits.max_cues, max_text_chars=settings.max_text_chars,
                            filename=str(path), max_track_s=limits.max_track_seconds)
 
@@ -125,9 +124,10 @@ def assign_voices(cues: list[Cue], mapping: dict[str, str], default_voice: str |
     return voices
 
 
-def prepare(path: Any, mapping: dict[str, str], default_voice: str | None, settings: FrontendSettings):
+def prepare(path: Any, mapping: dict[str, str], default_voice: str | None, settings: FrontendSettings,
+            limits: StudioSettings):
     """The checked cues, each cue's :class:`Reference` and the checked clips, before any work."""
-    cues = read_cues(path, settings)
+    cues = read_cues(path, settings, limits)
     names = assign_voices(cues, mapping, default_voice)
     references = resolve(names.values(), get_library(), {})
     by_cue = {number: references[name_key(name)] for number, name in names.items()}
@@ -158,14 +158,15 @@ class DubbingHandlers:
     """The Dubbing tab's upload and Dub, and the API's ``/dub``, on one backend (made where the page
     is assembled)."""
 
-    def __init__(self, backend: Backend):
+    def __init__(self, backend: Backend, limits: StudioSettings):
         self.backend = backend
+        self.limits = limits  # cues, track length (read at start-up)
         self.whole = zerogpu_synthesis(backend)  # ZeroGPU: each cue whole inside spaces.GPU; None elsewhere
         self.describe_progress = progress_words(backend)
 
     def _run(self, path, mapping, default_voice, nfe_step, seed, relay, should_stop=None):
         """Check everything, then the dub's events (nothing runs before the first one is asked for)."""
-        cues, by_cue, clips = prepare(path, mapping, default_voice, self.backend.settings)
+        cues, by_cue, clips = prepare(path, mapping, default_voice, self.backend.settings, self.limits)
         return len(cues), run_dub(cues, by_cue, clips, self.backend, nfe_step=int_if_whole(nfe_step),
                                   seed=seed_arg(seed), on_progress=relay, synthesize_whole=self.whole,
                                   should_stop=should_stop)
@@ -194,7 +195,7 @@ class DubbingHandlers:
         if not path:
             return ("", "", [], *hidden)
         try:
-            cues = read_cues(path, self.backend.settings)
+            cues = read_cues(path, self.backend.settings, self.limits)
         except Exception as error:  # under the file, one problem per line, until the next upload
             return ("", feedback.error_html(user_error(error, "Reading the subtitles").message), [], *hidden)
         found = speakers(cues)

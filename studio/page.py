@@ -16,7 +16,7 @@ from studio.dialogue_handlers import DialogueHandlers
 from studio.dubbing_handlers import DubbingHandlers
 from studio.engine_panel import build_engine_panel, wire_engine_panel
 from studio.handlers import CloneHandlers
-from studio.settings import ASSETS_DIR, max_threads
+from studio.settings import ASSETS_DIR, StudioSettings, max_threads, studio_settings
 from studio.tabs.api_help import build_api_tab, wire_api_tab
 from studio.tabs.clone import build_clone_tab, wire_clone_tab
 from studio.tabs.dialogue import build_dialogue_tab, wire_dialogue_tab
@@ -70,10 +70,11 @@ document.addEventListener("keydown", (event) => {
 </script>"""
 
 
-def build_demo(backend: Backend) -> gr.Blocks:
+def build_demo(backend: Backend, studio: StudioSettings | None = None) -> gr.Blocks:
     """The Blocks app on ``backend`` (forms and limits follow its settings); every handler is
-    made here, on that backend."""
+    made here, on that backend (and ``studio``: the app's settings, read at start-up)."""
     settings = backend.settings
+    studio = studio or studio_settings()
     handlers = CloneHandlers(backend)
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.HTML(HEADER)
@@ -94,8 +95,8 @@ def build_demo(backend: Backend) -> gr.Blocks:
         panel = build_engine_panel(handlers)  # outside the tabs: the same panel under every tab
         clone_events = wire_clone_tab(clone, settings, handlers)
         voices_events = wire_voices_tab(voices)
-        dialogue_event = wire_dialogue_tab(dialogue, settings, DialogueHandlers(backend))
-        dub_event = wire_dubbing_tab(dubbing, settings, DubbingHandlers(backend))
+        dialogue_event = wire_dialogue_tab(dialogue, settings, DialogueHandlers(backend, studio))
+        dub_event = wire_dubbing_tab(dubbing, settings, DubbingHandlers(backend, studio))
         wire_api_tab(api_text, settings, demo)
         wire_engine_panel(panel, demo, handlers)
         # The panel at once after a result (not 2 s later, still saying "busy").

@@ -158,3 +158,26 @@ def server_address(environ: dict[str, str] | None = None) -> tuple[str, int]:
     if not 1 <= port <= 65535:
         raise SettingsError(f"GRADIO_SERVER_PORT={raw!r} must be between 1 and 65535")
     return host, port
+
+
+@dataclasses.dataclass(frozen=True)
+class AppSettings:
+    """Every app setting, read and checked once at start-up (``app.py``) and handed on from there."""
+
+    backend: str  # F5_BACKEND
+    max_upload_mb: float  # F5_MAX_UPLOAD_MB
+    studio: StudioSettings  # F5_DATA_DIR, F5_MAX_VOICES, F5_MAX_CUES, F5_MAX_SCRIPT_LINES, F5_MAX_*_SECONDS
+    host: str  # GRADIO_SERVER_NAME
+    port: int  # GRADIO_SERVER_PORT
+    connections: tuple[float, int]  # F5_HEADER_TIMEOUT_S, F5_MAX_CONNECTIONS
+    api_key: str | None  # F5_API_KEY (None: open)
+    default_voice: str  # F5_DEFAULT_VOICE
+
+
+def app_settings(environ: dict[str, str] | None = None) -> AppSettings:
+    """All of :class:`AppSettings` from the environment; a bad one raises :class:`SettingsError`."""
+    env = os.environ if environ is None else environ
+    upload, studio = max_upload_mb(env), studio_settings(env)  # checked in the order start-up always did
+    (host, port), connections, key = server_address(env), connection_limits(env), api_key(env)
+    return AppSettings(backend=backend_kind(env), max_upload_mb=upload, studio=studio, host=host, port=port,
+                       connections=connections, api_key=key, default_voice=default_voice(env))

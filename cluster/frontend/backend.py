@@ -41,7 +41,6 @@ from cluster.frontend.request import RemoteRequest, prepare
 from cluster.frontend.watch import NO_WORKER, UNREACHABLE
 from engine.config import EngineConfig
 from engine.errors import ModelUnavailableError, UnavailableError
-from engine.options import DEFAULTS
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import EngineStatus
 from studio.backend.contract import FrontendSettings, WorkerStatus
@@ -67,12 +66,7 @@ class CeleryBackend:
     def __init__(self, worker_settings: WorkerSettings | None = None, config: EngineConfig | None = None):
         self.worker_settings = worker_settings or WorkerSettings.from_env()
         self.config = config or frontend_engine_config()
-        limits = _limits(self.config)
-        self.settings = FrontendSettings(
-            limits=limits, defaults=DEFAULTS, default_nfe_step=self.config.default_nfe_step,
-            max_text_chars=self.config.max_text_chars, max_ref_seconds=self.config.max_ref_seconds,
-            max_queue=self.config.max_queue, cpu_fast_mode=self.config.cpu_fast_mode,
-            cpu_fast_cfg_cutoff=self.config.cpu_fast_cfg_cutoff, asr_available=bool(self.config.asr_model))
+        self.settings = FrontendSettings.from_config(self.config, _limits(self.config))
         self.app = client_app(self.worker_settings)
         self.broker = Broker(self.worker_settings)
         self.submit_lock = threading.Lock()

@@ -8,10 +8,10 @@ from studio.backend.local import LocalBackend
 from studio.settings import backend_kind
 
 
-def make_backend() -> Backend:
-    """The backend ``F5_BACKEND`` asks for: a :class:`LocalBackend` on ``get_engine()``, or a
-    ``CeleryBackend`` (GPU workers behind ``F5_BROKER_URL``)."""
-    if backend_kind() == "celery":
+def make_backend(kind: str | None = None) -> Backend:
+    """The backend ``kind`` (``F5_BACKEND``, read once in ``studio.settings.app_settings``) asks for: a
+    :class:`LocalBackend` on ``get_engine()``, or a ``CeleryBackend`` (GPU workers behind ``F5_BROKER_URL``)."""
+    if (kind or backend_kind()) == "celery":
         from cluster.frontend.backend import CeleryBackend
 
         return CeleryBackend()

@@ -13,9 +13,9 @@ nothing else of ``studio``; this module imports only ``engine``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
-from engine.options import RequestDefaults
+from engine.options import DEFAULTS, RequestDefaults
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import EngineStatus
 
@@ -35,6 +35,16 @@ class FrontendSettings:
     cpu_fast_mode: bool
     cpu_fast_cfg_cutoff: float | None
     asr_available: bool  # an ASR model is configured: an empty reference text is transcribed
+
+    @classmethod
+    def from_config(cls, config: Any, limits: Mapping[str, Any]) -> "FrontendSettings":
+        """The settings of an engine configured by ``config`` (an ``EngineConfig``) with these
+        ``limits`` (``Engine.limits``): the one place both backends make theirs."""
+        return cls(limits=dict(limits), defaults=DEFAULTS, default_nfe_step=config.default_nfe_step,
+                   max_text_chars=config.max_text_chars, max_ref_seconds=config.max_ref_seconds,
+                   max_queue=config.max_queue, cpu_fast_mode=config.cpu_fast_mode,
+                   cpu_fast_cfg_cutoff=config.cpu_fast_cfg_cutoff,
+                   asr_available=bool(getattr(config, "asr_model", "")))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from engine.lifecycle import Lease
-from engine.options import DEFAULTS
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import EngineStatus
 from studio.backend.contract import FrontendSettings, ProgressFn, WorkerStatus
@@ -23,12 +22,7 @@ class LocalBackend:
 
             engine = get_engine()
         self.engine = engine
-        config = engine.config
-        self.settings = FrontendSettings(
-            limits=dict(engine.limits), defaults=DEFAULTS, default_nfe_step=config.default_nfe_step,
-            max_text_chars=config.max_text_chars, max_ref_seconds=config.max_ref_seconds,
-            max_queue=config.max_queue, cpu_fast_mode=config.cpu_fast_mode,
-            cpu_fast_cfg_cutoff=config.cpu_fast_cfg_cutoff, asr_available=bool(getattr(config, "asr_model", "")))
+        self.settings = FrontendSettings.from_config(engine.config, engine.limits)
 
     def __repr__(self) -> str:
         return f"LocalBackend({self.engine.config!r})"

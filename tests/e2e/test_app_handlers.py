@@ -349,3 +349,14 @@ def test_app_settings_from_the_environment():
         settings.max_upload_mb({"F5_MAX_UPLOAD_MB": "0"})
     assert settings.max_threads(32, {}) >= 32 + 8
     assert settings.max_threads(32, {"F5_STUDIO_THREADS": "64"}) == 64
+
+
+def test_every_app_setting_is_read_at_once_into_one_object(tmp_path):
+    env = {"F5_MAX_UPLOAD_MB": "5.5", "F5_DATA_DIR": str(tmp_path), "F5_MAX_CUES": "9", "GRADIO_SERVER_PORT": "8000",
+           "F5_API_KEY": "k3y", "F5_DEFAULT_VOICE": "Alice", "F5_BACKEND": "celery", "F5_MAX_CONNECTIONS": "7"}
+    read = settings.app_settings(env)
+    assert (read.max_upload_mb, read.studio.data_dir, read.studio.max_cues) == (5.5, tmp_path.resolve(), 9)
+    assert (read.host, read.port, read.connections[1]) == ("127.0.0.1", 8000, 7)
+    assert (read.api_key, read.default_voice, read.backend) == ("k3y", "Alice", "celery")
+    with pytest.raises(settings.SettingsError, match="F5_MAX_UPLOAD_MB"):  # the first bad one, as start-up says
+        settings.app_settings({**env, "F5_MAX_UPLOAD_MB": "lots", "F5_BACKEND": "ray"})

@@ -185,3 +185,24 @@ def test_the_backend_is_handed_in_never_fetched_from_a_global():
                if re.search(r"(?<!def )\bmake_backend\(", path.read_text(encoding="utf-8"))
                and path.name != "test_structure.py"]
     assert callers == ["app.py"], f"the backend is made where the app is assembled, only: {callers}"
+
+
+# Settings are read in their settings modules, once at start-up; these few other reads are of the
+# process's environment itself, not of a setting of ours.
+ENVIRON_READERS = {
+    "engine/config.py": "the engine's settings",
+    "studio/settings.py": "the app's settings",
+    "cluster/config.py": "Celery mode's settings",
+    "cluster/frontend/backend.py": "the front-end's engine settings, once when the backend is made",
+    "engine/__init__.py": "setdefault of WANDB_MODE and OMP_WAIT_POLICY before torch loads",
+    "engine/speed/threads.py": "OpenMP's own OMP_WAIT_POLICY, to report it",
+    "engine/zerogpu.py": "the platform's SPACES_ZERO_GPU",
+    "studio/temp_dir.py": "sets GRADIO_TEMP_DIR for Gradio before it is imported",
+    "app.py": "LOG_LEVEL for logging.basicConfig, and the temp folder it logs",
+}
+
+
+def test_the_environment_is_read_only_where_settings_are_read():
+    readers = {path.relative_to(ROOT).as_posix() for path in _python_files("app.py", "engine", "studio", "cluster")
+               if re.search(r"\bos\.(environ|getenv)\b", path.read_text(encoding="utf-8"))}
+    assert readers <= ENVIRON_READERS.keys(), f"read settings in a settings module, once: {readers - ENVIRON_READERS.keys()}"

@@ -19,12 +19,14 @@ from studio.dialogue_script import Pause, Turn
 from studio.dubbing import FADE_S, MAX_SPEED, REPORT_HEADERS, natural_seconds, place, run_dub, target_seconds
 from studio.references import Reference, Upload
 from studio.subtitles import Cue
+from studio.settings import studio_settings
 from studio.voice_library import set_library
 
 from .conftest import REF_TEXT, REF_WAV
 from .fakes import SR, FakeBackend, settings
 
 SETTINGS = settings()  # a LocalBackend's with the default configuration
+APP_LIMITS = studio_settings({})  # the app settings' defaults (script lines, pauses)
 
 ALICE = Reference("Alice", REF_WAV, REF_TEXT)
 BOB = Reference("Bob", REF_WAV, REF_TEXT)
@@ -220,17 +222,17 @@ def tab_setup(library, voice_clips):
 def test_dialogue_prepare_resolves_library_and_uploaded_voices(tab_setup, voice_clips):
     items, refs = dialogue_handlers.prepare("alice: hi\nCarol: hello\n[BOB] hey",
                                             [Upload("Carol", str(voice_clips["good"]), "Some words."),
-                                             Upload("", None, "")], SETTINGS)
+                                             Upload("", None, "")], SETTINGS, APP_LIMITS)
     assert [ref.name for ref in refs.values()] == ["Alice", "Carol", "Bob"] and len(items) == 3
     with pytest.raises(InputError, match="Uploaded voice 1 \\(Dave\\) has no clip"):
-        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", None, "words")], SETTINGS)
+        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", None, "words")], SETTINGS, APP_LIMITS)
     with pytest.raises(InputError, match="needs its reference text"):
-        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", str(voice_clips["good"]), " ")], SETTINGS)
+        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", str(voice_clips["good"]), " ")], SETTINGS, APP_LIMITS)
     with pytest.raises(InputError, match="clip of voice 'Dave' cannot be used: .*silent"):
-        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", str(voice_clips["silent"]), "words")], SETTINGS)
+        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", str(voice_clips["silent"]), "words")], SETTINGS, APP_LIMITS)
     tab_setup.get("Bob").clip_path.unlink()
     with pytest.raises(InputError, match="'Bob' cannot be used: its clip file is missing"):
-        dialogue_handlers.prepare("Bob: hi", [], SETTINGS)
+        dialogue_handlers.prepare("Bob: hi", [], SETTINGS, APP_LIMITS)
 
 
 def test_dub_voices_per_speaker_or_one_for_all(tab_setup):
