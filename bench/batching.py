@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine.config import EngineConfig
     from engine.loader import LoadedModel
-    from engine.session import Engine
+    from engine.engine import Engine
 
     print(f"machine: {machine_summary()}")
     with tempfile.TemporaryDirectory(prefix="f5bench-") as tmp:

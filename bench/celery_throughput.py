@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         workers = []
         try:
             from engine.config import EngineConfig
-            from engine.session import Engine
+            from engine.engine import Engine
             from studio.backend import LocalBackend
             from cluster.frontend.backend import CeleryBackend
 

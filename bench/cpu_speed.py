@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.config import EngineConfig
     from engine.loader import HOP_LENGTH, LoadedModel
     from engine.model_source import F5TTS_V1_BASE_ARCH
-    from engine.session import Engine
+    from engine.engine import Engine
     from engine.smoke_model import TINY_ARCH
 
     print(f"machine: {machine_summary()}")

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from engine.config import EngineConfig
-    from engine.session import Engine
+    from engine.engine import Engine
     from f5_tts.infer.utils_infer import infer_process
 
     print(f"machine: {machine_summary()}")

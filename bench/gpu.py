@@ -93,7 +93,7 @@ def engine_vs_upstream(model_dir: Path, device: str, steps: list[int], dtypes: l
     from f5_tts.infer.utils_infer import infer_batch_process
 
     from engine.config import EngineConfig
-    from engine.session import Engine
+    from engine.engine import Engine
 
     data, sr = sf.read(ref_file, dtype="float32", always_2d=True)
     ref_tensor = torch.from_numpy(data.T.copy())
@@ -153,7 +153,7 @@ def engine_vs_upstream(model_dir: Path, device: str, steps: list[int], dtypes: l
 
 def reload_times(model_dir: Path, device: str, rounds: int, report: Report) -> None:
     from engine.config import EngineConfig
-    from engine.session import Engine
+    from engine.engine import Engine
 
     host = Engine(EngineConfig(model_dir=model_dir, device=device, idle_unload_s=-1), start_reaper=False)
     disk = Engine(EngineConfig(model_dir=model_dir, device=device, idle_unload_s=-1, keep_host_copy=False),
@@ -188,7 +188,7 @@ def reload_times(model_dir: Path, device: str, rounds: int, report: Report) -> N
 
 def memory_after_unload(model_dir: Path, device: str, report: Report) -> None:
     from engine.config import EngineConfig
-    from engine.session import Engine
+    from engine.engine import Engine
 
     engine = Engine(EngineConfig(model_dir=model_dir, device=device, idle_unload_s=-1, max_batch=1),
                     start_reaper=False)
@@ -209,7 +209,7 @@ def memory_after_unload(model_dir: Path, device: str, report: Report) -> None:
 
 def time_to_first_audio(model_dir: Path, device: str, nfe: int, report: Report) -> None:
     from engine.config import EngineConfig
-    from engine.session import Engine
+    from engine.engine import Engine
 
     engine = Engine(EngineConfig(model_dir=model_dir, device=device, idle_unload_s=-1), start_reaper=False)
     engine.load()
@@ -232,7 +232,7 @@ def dit_flop_rate(model_dir: Path, device: str, arch: dict, report: Report) -> N
     import torch
 
     from engine.config import EngineConfig
-    from engine.session import Engine
+    from engine.engine import Engine
 
     engine = Engine(EngineConfig(model_dir=model_dir, device=device, idle_unload_s=-1), start_reaper=False)
     engine.load()

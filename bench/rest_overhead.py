@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     import soundfile as sf
 
     from engine.config import EngineConfig
-    from engine.session import Engine
+    from engine.engine import Engine
     from studio import page
     from studio.backend import LocalBackend
     from studio.rest import server as rest_server

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine.audio_input import read_reference
     from engine.config import EngineConfig
-    from engine.session import Engine
+    from engine.engine import Engine
     from engine.text_input import chunk_text, first_chunk_split
 
     print(f"machine: {machine_summary()}")

@@ -3,7 +3,7 @@
     from engine import get_engine
     result = get_engine().synthesize(ref_audio="ref.wav", ref_text="...", gen_text="...")
 
-See ``engine.session`` for the lifecycle, ``engine.placement`` for the placement routine and
+See ``engine.engine`` for the lifecycle, ``engine.placement`` for the placement routine and
 ``engine.config`` for every setting.
 """
 
@@ -19,7 +19,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")  # `import f5_tts` imports wandb
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if TYPE_CHECKING:
-    from engine.session import Engine
+    from engine.engine import Engine
 
 _engine: "Engine | None" = None
 _engine_lock = threading.Lock()
@@ -33,7 +33,7 @@ def get_engine() -> "Engine":
             if _engine is None:
                 from engine import zerogpu
                 from engine.config import EngineConfig
-                from engine.session import Engine
+                from engine.engine import Engine
 
                 config = EngineConfig.from_env()
                 if zerogpu.detect():

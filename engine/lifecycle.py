@@ -14,7 +14,7 @@ is given to it as two callables (the engine's, which use :class:`~engine.residen
   by ``F5_MAX_QUEUE`` (a :class:`~engine.errors.BusyError` beyond it).
 * **Counters**: loads, unloads, fallbacks, served, failed, refused (``record``).
 
-Everything here is guarded by one condition, ``cond``; see the lock order in :mod:`engine.session`.
+Everything here is guarded by one condition, ``cond``; see the lock order in :mod:`engine.engine`.
 Loading and unloading run with it released: the LOADING / UNLOADING states stand in for it.
 """
 
@@ -27,11 +27,11 @@ from typing import Callable
 from engine.clock import Clock
 from engine.config import EngineConfig
 from engine.errors import BusyError, EngineError, ModelUnavailableError
+from engine.progress import ProgressFn
 from engine.states import EngineState, check_transition
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[float, str], None]
 COUNTERS = ("loads", "unloads", "fallbacks", "served", "failed", "refused")
 
 

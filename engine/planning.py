@@ -9,11 +9,10 @@ from typing import Callable
 from engine.audio_input import ReferenceClip
 from engine.errors import InputError
 from engine.options import Options
+from engine.progress import ProgressFn
 from engine.status import Notice, NoticeKind
 from engine.synthesis import SynthesisPlan
 from engine.text_input import chunk_text, drop_unsupported, first_chunk_split, reference_for_model
-
-ProgressFn = Callable[[float, str], None]
 
 
 def make_plan(clip: ReferenceClip, ref_text: str, gen_text: str, options: Options, vocab: dict[str, int],

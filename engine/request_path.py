@@ -16,14 +16,15 @@ from typing import Callable, Iterator
 
 import numpy as np
 from engine.audio_input import ReferenceClip
-from engine.batching import Job, PassScheduler
 from engine.errors import EngineError, InputError
 from engine.lifecycle import Lifecycle
 from engine.loader import SAMPLE_RATE
 from engine.noise import NoiseSource
 from engine.options import Options
+from engine.pass_scheduler import Job, PassScheduler
 from engine.passes import ChunkWork
 from engine.planning import make_plan
+from engine.progress import ProgressFn
 from engine.residency import Residency
 from engine.results import StreamChunk, SynthesisResult
 from engine.speed import FAST_MODE_NOTICE
@@ -32,8 +33,6 @@ from engine.synthesis import CrossFader, SynthesisPlan, remove_long_silences
 from engine.turn import FairTurn
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[float, str], None]
 
 
 MAX_ERROR_CHARS = 200  # an unexpected exception may quote the request: last_error keeps a short prefix
@@ -45,7 +44,7 @@ def brief(text: str) -> str:
 
 
 class RequestPath:
-    """Runs requests on the engine's lifecycle, residency and turn (see :mod:`engine.session`)."""
+    """Runs requests on the engine's lifecycle, residency and turn (see :mod:`engine.engine`)."""
 
     def __init__(self, lifecycle: Lifecycle, residency: Residency, turn: FairTurn, scheduler: PassScheduler,
                  transcribe: Callable[[ReferenceClip], str], count_fallbacks: Callable[[str, int], None]):

@@ -12,7 +12,7 @@ they are built until they are dropped, and is the only code that moves them:
   placements a request asks for; :meth:`Residency.release` frees the accelerator on unload.
 
 It holds no lock: the engine calls it only while LOADING / UNLOADING, or from the request that
-holds the inference turn (see the lock order in :mod:`engine.session`).
+holds the inference turn (see the lock order in :mod:`engine.engine`).
 """
 
 from __future__ import annotations

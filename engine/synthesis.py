@@ -16,6 +16,7 @@ import torch
 
 from engine.audio_input import ReferenceClip
 from engine.loader import HOP_LENGTH, SAMPLE_RATE
+from engine.text_input import estimated_frames
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,7 @@ def chunk_frames(plan: SynthesisPlan, index: int, ref_audio_len: int) -> int:
     wanted = plan.gen_frames(index)
     if wanted is not None:
         return ref_audio_len + wanted
-    local_speed = 0.3 if len(gen_text.encode("utf-8")) < 10 else plan.speed
-    return ref_audio_len + int(ref_audio_len / len(plan.ref_text.encode("utf-8"))
-                               * len(gen_text.encode("utf-8")) / local_speed)
+    return ref_audio_len + int(estimated_frames(ref_audio_len, plan.ref_text, gen_text, plan.speed))
 
 
 def chunk_tokens(plan: SynthesisPlan, index: int) -> list[str]:

@@ -77,6 +77,18 @@ def reference_for_model(ref_text: str) -> tuple[str, str]:
     return ref_text, ref_text + " " if len(ref_text[-1].encode("utf-8")) == 1 else ref_text
 
 
+SHORT_TEXT_BYTES, SHORT_TEXT_SPEED = 10, 0.3  # f5_tts slows texts under 10 bytes to this speed
+
+
+def estimated_frames(ref_frames: float, ref_text: str, gen_text: str, speed: float = 1.0) -> float:
+    """F5-TTS's own length estimate: the mel frames ``gen_text`` takes, from the reference's frames
+    per UTF-8 byte of its text (``ref_text`` as the model sees it) and the speed (0.3 for texts
+    under 10 bytes). The engine sizes each chunk with it; the dubbing tab predicts a cue's length."""
+    text_bytes = len(gen_text.encode("utf-8"))
+    local_speed = SHORT_TEXT_SPEED if text_bytes < SHORT_TEXT_BYTES else speed
+    return ref_frames / max(1, len(ref_text.encode("utf-8"))) * text_bytes / local_speed
+
+
 def chunk_text(gen_text: str, ref_text: str, ref_seconds: float, speed: float) -> list[str]:
     """Split the text into chunks the way f5_tts's ``infer_process`` sizes them (UTF-8 bytes per
     chunk), then cut any chunk still over that budget: f5_tts cuts only at punctuation, so a long

@@ -1,7 +1,7 @@
 """The inference turn: ``capacity`` seats, given first come first served, that any thread may release.
 
 A request holds a seat for its whole synthesis; the requests holding seats are the ones the pass
-scheduler (:mod:`engine.batching`) samples together. With one seat (``F5_MAX_BATCH=1``) this is a
+scheduler (:mod:`engine.pass_scheduler`) samples together. With one seat (``F5_MAX_BATCH=1``) this is a
 plain fair lock: one synthesis at a time. Unlike ``threading.RLock`` a seat is not owned by a
 thread, so a streaming generator that Gradio steps on several worker threads, and closes from its
 event-loop thread, can still release it. Waiters learn their place in line.

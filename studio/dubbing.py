@@ -26,16 +26,15 @@ import numpy as np
 from engine.audio_input import ReferenceClip
 from engine.errors import BusyError, InputError
 from engine.options import DEFAULTS, LIMITS
-from engine.text_input import reference_for_model
+from engine.progress import ProgressFn
+from engine.text_input import estimated_frames, reference_for_model
 from studio.audio_files import fade_out
 from studio.references import Reference
 from studio.subtitles import Cue, format_time
 
-ProgressFn = Callable[[float, str], None]
 MAX_SPEED = 1.5  # the fastest a cue is spoken to fit its slot
 FADE_S = 0.03  # fade at a cut
 MODEL_RATE, HOP = 24000, 256  # F5-TTS's mel frames: what its length estimate counts in
-SHORT_TEXT_BYTES, SHORT_TEXT_SPEED = 10, 0.3  # f5_tts slows texts under 10 bytes to this speed
 CUT_TOLERANCE_S = 0.025  # frame rounding: an overrun this small is trimmed, not reported
 
 
@@ -110,10 +109,7 @@ def natural_seconds(clip: ReferenceClip, ref_text: str, text: str) -> float:
     """F5-TTS's estimate of how long ``text`` takes in this voice at speed 1.0."""
     ref_frames = int(round(clip.seconds * MODEL_RATE)) // HOP
     _, ref_model = reference_for_model(ref_text)
-    text_bytes = len(text.encode("utf-8"))
-    speed = SHORT_TEXT_SPEED if text_bytes < SHORT_TEXT_BYTES else 1.0
-    frames = ref_frames / max(1, len(ref_model.encode("utf-8"))) * text_bytes / speed
-    return frames * HOP / MODEL_RATE
+    return estimated_frames(ref_frames, ref_model, text) * HOP / MODEL_RATE
 
 
 def target_seconds(natural_s: float, slot_s: float, max_speed: float = MAX_SPEED) -> float:

@@ -14,10 +14,9 @@ import logging
 import queue
 import threading
 from typing import Any, Callable, Iterator
+from engine.progress import ProgressFn
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[float, str], None]
 
 
 def clamp_fraction(fraction: Any) -> float:

@@ -30,7 +30,7 @@ def engine_factory(model_dir: Path, make_loader: Callable[[Path], Callable[[], A
     """
     from engine.clock import FakeClock
     from engine.config import EngineConfig
-    from engine.session import Engine
+    from engine.engine import Engine
 
     made: list[Engine] = []
 

@@ -41,13 +41,12 @@ from cluster.frontend.request import RemoteRequest, prepare
 from cluster.frontend.watch import NO_WORKER, UNREACHABLE
 from engine.config import EngineConfig
 from engine.errors import ModelUnavailableError, UnavailableError
+from engine.progress import ProgressFn
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import EngineStatus
 from studio.backend.contract import FrontendSettings, WorkerStatus
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[float, str], None]
 
 
 def frontend_engine_config(environ: Mapping[str, str] | None = None) -> EngineConfig:

@@ -25,7 +25,7 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from celery import states
 from kombu.exceptions import OperationalError
@@ -44,11 +44,11 @@ from engine.options import DEFAULTS, validate_options
 from engine.results import StreamChunk
 from engine.text_input import clean_text
 from cluster.frontend.watch import busy_message, timeout_message  # noqa: F401  (re-exported)
+from engine.progress import ProgressFn
 
 log = logging.getLogger(__name__)
 _outage = RateLimited(log)  # "the broker is unreachable" once per 10 s per process, not per request and poll
 
-ProgressFn = Callable[[float, str], None]
 POLL_S = 0.25  # longest wait on the event list between two looks at the task's state
 RESULT_GRACE_S = 10.0  # after an attempt's last event, how long its result may take to be stored
 WATCH_S = 0.5  # how often a followed request checks that it still exists and a worker is alive

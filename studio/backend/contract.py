@@ -13,13 +13,12 @@ nothing else of ``studio``; this module imports only ``engine``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
 from engine.options import DEFAULTS, RequestDefaults
+from engine.progress import ProgressFn
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import EngineStatus
-
-ProgressFn = Callable[[float, str], None]
 
 
 @dataclasses.dataclass(frozen=True)

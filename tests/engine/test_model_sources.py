@@ -13,7 +13,7 @@ import pytest
 from engine.config import EngineConfig, HubSource
 from engine.errors import ModelUnavailableError
 from engine.loader import read_state_dict
-from engine.session import Engine
+from engine.engine import Engine
 from engine.smoke_model import TINY_ARCH, write_hub_cache
 
 

@@ -162,7 +162,7 @@ def test_empty_reference_text_without_asr_asks_for_it(make_engine, request_kwarg
 
 def test_empty_reference_text_is_transcribed_when_asr_is_configured(tiny_model_dir, request_kwargs):
     from engine.config import EngineConfig
-    from engine.session import Engine
+    from engine.engine import Engine
 
     class FakeWhisper:
         calls = 0

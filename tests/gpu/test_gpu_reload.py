@@ -17,7 +17,7 @@ from engine.config import EngineConfig
 from engine.loader import load_from_files
 from engine.model_source import read_model_dir
 from engine.placement import stray_tensors
-from engine.session import Engine
+from engine.engine import Engine
 from engine.smoke_model import write_model_dir
 
 REF_TEXT = "Some call me nature, others call me mother nature."

@@ -167,7 +167,7 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_no_import_cycle_among_our_modules():
     graph = _import_graph()
-    assert {"engine.session", "studio.backend.contract", "cluster.frontend.backend"} <= graph.keys()
+    assert {"engine.engine", "studio.backend.contract", "cluster.frontend.backend"} <= graph.keys()
     assert "studio.backend.contract" in graph["cluster.frontend.backend"], "the graph sees the imports"
     assert not _cycles(graph), f"import cycles: {_cycles(graph)}"
 
@@ -206,3 +206,17 @@ def test_the_environment_is_read_only_where_settings_are_read():
     readers = {path.relative_to(ROOT).as_posix() for path in _python_files("app.py", "engine", "studio", "cluster")
                if re.search(r"\bos\.(environ|getenv)\b", path.read_text(encoding="utf-8"))}
     assert readers <= ENVIRON_READERS.keys(), f"read settings in a settings module, once: {readers - ENVIRON_READERS.keys()}"
+
+
+def _lines_matching(pattern: str, *parts: str) -> list[str]:
+    return [f"{path.relative_to(ROOT)}:{number}" for path in _python_files(*parts)
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if re.search(pattern, line)]
+
+
+def test_one_of_each():
+    """One progress type, one ZeroGPU wrapper, one F5 length estimate."""
+    assert _lines_matching(r"^ProgressFn\s*=", "engine", "studio", "cluster") == ["engine/progress.py:8"]
+    assert [hit.split(":")[0] for hit in _lines_matching(r"\bwith_zerogpu\(", "app.py", "studio", "cluster")] == \
+        ["studio/backend/zerogpu.py"], "whole syntheses on ZeroGPU come from studio.backend.zerogpu"
+    assert [hit.split(":")[0] for hit in _lines_matching(r"SHORT_TEXT_SPEED|\b0\.3 if len\(", "engine", "studio")] \
+        == ["engine/text_input.py"] * 2, "F5's length estimate is engine.text_input.estimated_frames"

@@ -78,7 +78,7 @@ def clean_audio(model_dir):
     """The audio a fault-free engine makes for each text (seed 7): what every rerun must reproduce."""
     from engine.clock import FakeClock
     from engine.config import EngineConfig
-    from engine.session import Engine
+    from engine.engine import Engine
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)

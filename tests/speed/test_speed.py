@@ -99,7 +99,7 @@ def test_rope_cache_tables_follow_each_forward():
 
 @pytest.mark.numerics
 def test_engine_with_rope_cache_gives_identical_audio(tiny_dir, ref_wav):
-    from engine.session import Engine
+    from engine.engine import Engine
 
     engine = Engine(EngineConfig(model_dir=tiny_dir, device="cpu", idle_unload_s=-1), start_reaper=False)
     try:

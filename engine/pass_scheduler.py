@@ -11,7 +11,7 @@ with six chunks and one with one share passes; a request that arrives joins at t
 request whose chunks are done, or whose stream was closed, simply stops asking and leaves.
 
 Only one pass runs at a time: the pass leader owns the model's placement for its duration (see
-the lock order in :mod:`engine.session`).
+the lock order in :mod:`engine.engine`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ when idle, placed completely, and rerun on the CPU when the accelerator still fa
 * :class:`~engine.residency.Residency` -- the model, its host master copy, where it is placed;
 * :class:`~engine.request_path.RequestPath` -- one request from the waiting line to its result;
 * :class:`~engine.turn.FairTurn` -- ``F5_MAX_BATCH`` seats, first come first served;
-* :class:`~engine.batching.PassScheduler` and :class:`~engine.passes.PassRunner` -- the seated
+* :class:`~engine.pass_scheduler.PassScheduler` and :class:`~engine.passes.PassRunner` -- the seated
   requests' next chunks, sampled together in passes, with the CPU rerun.
 
 Lock order (outer to inner; never take an outer one while holding an inner one). This is the
@@ -35,7 +35,6 @@ import torch
 
 from engine.asr import NO_ASR_MESSAGE, WhisperTranscriber
 from engine.audio_input import ReferenceClip, read_reference
-from engine.batching import PassScheduler
 from engine.clock import Clock, SystemClock
 from engine.config import ConfigError, EngineConfig, resolve_device, resolve_dtype, resolve_max_batch
 from engine.device_memory import device_memory
@@ -44,7 +43,9 @@ from engine.lifecycle import Lease, Lifecycle
 from engine.loader import LoadedModel, load_from_files
 from engine.model_source import download_hub_model, read_model_dir
 from engine.options import DEFAULTS, LIMITS, validate_options
+from engine.pass_scheduler import PassScheduler
 from engine.passes import PassRunner
+from engine.progress import ProgressFn
 from engine.request_path import RequestPath
 from engine.residency import ModelView, Residency
 from engine.results import StreamChunk, SynthesisResult
@@ -55,8 +56,6 @@ from engine.text_input import clean_text
 from engine.turn import FairTurn
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[float, str], None]
 
 
 class Engine:
