@@ -30,20 +30,21 @@ def smoke_model_dir(tmp_path_factory) -> Path:
 
 # ---------------------------------------------------------------- parallel runs (pytest-xdist)
 
-#: Packages whose tests share one `python app.py` through session- or package-scoped fixtures: each runs
-#: whole on one xdist worker, so the app starts once. Every other module is a group of its own.
-SHARED_APP_PACKAGES = {"e2e", "reliability", "voices"}
+#: Session- and package-scoped fixtures that start a `python app.py`: every test that uses one (directly or
+#: through another fixture) runs on the same xdist worker, so each app starts once. Every other test runs
+#: with the rest of its module.
+SHARED_APP_FIXTURES = ("app_server", "shared_app", "voices_app")
 
 
-def xdist_group_of(path: Path) -> str:
-    """The pytest-xdist group (``--dist loadgroup``, set in pytest.ini) of the test file at ``path``."""
-    parts = path.resolve().relative_to(ROOT).parts  # ("tests", package, ..., file)
-    if len(parts) > 2 and parts[1] in SHARED_APP_PACKAGES:
-        return parts[1]
-    return "/".join(parts)
+def xdist_group_of(fixturenames: list[str], path: Path) -> str:
+    """The pytest-xdist group (``--dist loadgroup``, set in pytest.ini) of a test that uses
+    ``fixturenames`` and lives in the file at ``path``."""
+    shared = [name for name in SHARED_APP_FIXTURES if name in fixturenames]
+    return shared[0] if shared else path.resolve().relative_to(ROOT).as_posix()
 
 
 def pytest_collection_modifyitems(config, items):
     """Mark every test with its xdist group (a no-op when the suite runs in one process)."""
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group_of(Path(str(item.fspath)))))
+        group = xdist_group_of(getattr(item, "fixturenames", []), Path(str(item.fspath)))
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -160,20 +160,6 @@ class WorkerProcess:
                 return json.loads(raw)
         return None
 
-    def persist(self) -> None:
-        """Turn the append-only file on in the running server (written from its data now), so the
-        next start finds this data and not a stale file from before a start without it."""
-        client = self.client()
-        client.config_set("appendonly", "yes")
-        deadline = time.monotonic() + 20
-        while True:
-            info = client.info("persistence")
-            if info["aof_enabled"] and not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
-                break
-            assert time.monotonic() < deadline, "the append-only file was not written"
-            time.sleep(0.05)
-        self.appendonly = True
-
     def kill(self) -> None:
         """SIGKILL: no clean-up, no acknowledgement, no goodbye."""
         os.kill(self.process.pid, signal.SIGKILL)
