@@ -2,7 +2,7 @@
 
 ``demo`` is built at import (Hugging Face Spaces imports this module); ``python app.py`` serves it
 together with the OpenAI-compatible REST API (``studio.rest``), on one port and one engine.
-This module is wiring only: settings are checked, the page (``studio.page``) is built on the
+This module is wiring only: settings are checked, the page (``studio.ui.page``) is built on the
 process's backend (``studio.backend``), and ``main`` serves the page and the API.
 """
 
@@ -17,10 +17,11 @@ GRADIO_TEMP_DIR = temp_dir.claim()  # this server's own folder, before anything 
 
 from engine import zerogpu  # noqa: E402
 from engine.config import ConfigError  # noqa: E402
-from studio import page, voice_library  # noqa: E402
 from studio.backend.choose import make_backend  # noqa: E402
 from studio.rest import server  # noqa: E402
 from studio.settings import SettingsError, app_settings  # noqa: E402
+from studio.ui import page  # noqa: E402
+from studio.voices import library as voice_library  # noqa: E402
 
 log = logging.getLogger("f5_studio.app")  # not __name__: that is "__main__" under `python app.py`
 

@@ -110,11 +110,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine.config import EngineConfig
     from engine.engine import Engine
-    from studio import page
+    from studio.ui import page
     from studio.backend import LocalBackend
     from studio.rest import server as rest_server
-    from studio.ui_format import to_int16
-    from studio.voices import load_voices
+    from studio.ui.formatting import to_int16
+    from studio.voices.bundled import load_voices
 
     print(f"machine: {machine_summary()}")
     voice = load_voices()[0]

@@ -1,4 +1,7 @@
-"""UI-side helpers of F5 Voice Studio (formatting, settings, voices, streaming glue).
+"""F5 Voice Studio's front-ends: the page, the Gradio API and the REST API, one folder per feature.
 
-Nothing here holds a model: every request goes through ``engine.get_engine()`` in ``app.py``.
+``clone/``, ``voices/``, ``dialogue/``, ``dubbing/``: each feature's domain code, handlers and tab;
+``ui/``: the shared UI pieces (the page, the engine panel, formatting); ``rest/``: the
+OpenAI-compatible API; ``backend/``: what they all talk to. Nothing here holds a model: every
+request goes through the backend ``app.py`` makes and hands in.
 """

@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.errors import UnavailableError
 from engine.status import EngineStatus
-from studio import ui_format
+from studio.ui import formatting as ui_format
 
 
 def status_payload(backend: Any) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from studio import ui_format
 from studio.backend import Backend
 from studio.backend import status as backend_status
 from studio.backend.zerogpu import zerogpu_synthesis
@@ -32,6 +31,7 @@ from studio.rest.pump import iterate_in_thread
 from studio.rest.schemas import ModelCard, ModelList, SpeechRequest, VoiceCard, VoiceList
 from studio.rest.speech import MODEL_ALIASES, MODEL_ID, encoded_pieces, plan_speech
 from studio.rest.voices import OPENAI_VOICES, VoiceCatalog
+from studio.ui import formatting as ui_format
 
 log = logging.getLogger(__name__)
 

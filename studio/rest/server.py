@@ -1,7 +1,7 @@
 """One server for the page and the REST API: a FastAPI app with the Gradio page mounted at ``/``.
 
 ``python app.py`` calls :func:`create_app` then :func:`serve` (uvicorn). The page keeps every
-option ``demo.launch()`` gave it (``studio.page.launch_options``): the upload cap, the served
+option ``demo.launch()`` gave it (``studio.ui.page.launch_options``): the upload cap, the served
 folders, css, theme, worker threads and no verbose errors.
 """
 

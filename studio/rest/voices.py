@@ -1,6 +1,6 @@
 """Which voices the REST API offers, and how a request's ``voice`` becomes a reference clip.
 
-The voices come from a :class:`VoiceSource`: the voice library (``studio.voice_library``, its
+The voices come from a :class:`VoiceSource`: the voice library (``studio.voices.library``, its
 ``get_library()``: the saved voices and the bundled, read-only example voices). A name is only
 ever looked up in that catalog, never joined into a path, so no request can point the engine at a
 file outside the voice store.
@@ -47,7 +47,7 @@ class VoiceSource(Protocol):
 
 def voice_source() -> VoiceSource:
     """The process's voice library."""
-    from studio.voice_library import get_library
+    from studio.voices.library import get_library
 
     return get_library()
 

@@ -18,9 +18,11 @@ import engine
 from engine.errors import BusyError, InputError, ModelUnavailableError
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import DeviceMemory, FastModeStatus
-from studio import handlers, settings, ui_format
+from studio import settings
 from studio.backend import LocalBackend
+from studio.clone import handlers
 from studio.runner import ProgressRelay, pump_stream
+from studio.ui import formatting as ui_format
 
 from tests.status_factory import engine_status
 
@@ -144,7 +146,7 @@ def test_engine_errors_are_shown_as_they_are(app_module, stand_in, error, clone)
 
 def test_server_paths_are_cut_from_errors_and_status_but_logged(app_module, stand_in, caplog, clone):
     stand_in.fail_with = ModelUnavailableError("Weights file /srv/private/models/v2/model.safetensors does not exist")
-    with caplog.at_level(logging.INFO, logger="studio.handlers"), pytest.raises(gr.Error) as caught:
+    with caplog.at_level(logging.INFO, logger="studio.clone.handlers"), pytest.raises(gr.Error) as caught:
         clone.synthesize(**request())
     assert caught.value.message == "Weights file …/model.safetensors does not exist"
     assert "/srv/private/models/v2/model.safetensors" in caplog.text  # the operator sees it all
@@ -166,7 +168,7 @@ def test_public_text_leaves_everything_but_absolute_paths_alone():
 
 def test_unexpected_errors_are_logged_and_shown_generically(app_module, stand_in, caplog, clone):
     stand_in.fail_with = RuntimeError("Expected all tensors to be on the same device")
-    with caplog.at_level(logging.ERROR, logger="studio.handlers"), pytest.raises(gr.Error) as caught:
+    with caplog.at_level(logging.ERROR, logger="studio.clone.handlers"), pytest.raises(gr.Error) as caught:
         clone.synthesize(**request())
     assert caught.value.message == ("Synthesis failed unexpectedly: RuntimeError. "
                                     "The engine is still running; please try again.")

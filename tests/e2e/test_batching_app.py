@@ -8,7 +8,7 @@ import concurrent.futures
 import pytest
 
 from engine.status import EngineStatus
-from studio import ui_format
+from studio.ui import formatting as ui_format
 from tests.app_process import launch_app
 
 from .conftest import GEN_TEXT, REF_TEXT, REF_WAV, assert_valid_audio

@@ -46,7 +46,7 @@ def test_nothing_outside_the_engine_touches_its_private_attributes():
 
 def _imports(path: Path, depth: int = 1) -> set[str]:
     """The absolute imports of a module (anywhere in it, lazy ones too), cut to ``depth`` parts
-    (``from studio import ui_format`` counts as ``studio.ui_format``)."""
+    (``from studio import ui_format`` counts as ``studio.ui.formatting``)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):

@@ -15,9 +15,9 @@ import time
 import pytest
 
 from engine.errors import InputError
-from studio.dialogue_script import ScriptError, parse_script
-from studio.dubbing_handlers import parse_voice_map
-from studio.subtitles import SubtitleError, parse_subtitles
+from studio.dialogue.script import ScriptError, parse_script
+from studio.dubbing.handlers import parse_voice_map
+from studio.dubbing.subtitles import SubtitleError, parse_subtitles
 
 HANG_S = 1.0
 VOICES = ["Alice", "Narrator"]

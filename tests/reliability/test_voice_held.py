@@ -4,8 +4,8 @@ once, when it starts (``resolve(..., hold=folder)``), and every line reads the c
 
 from __future__ import annotations
 
-from studio.references import resolve
-from studio.voice_library import VoiceLibrary
+from studio.voices.library import VoiceLibrary
+from studio.voices.references import resolve
 
 from .conftest import REF_TEXT, REF_WAV
 

@@ -113,8 +113,8 @@ def test_catalog_refusals_say_what_there_is():
 def test_the_api_offers_the_voice_library(tmp_path):
     """Saved voices and the bundled ones, from the process's library; a name the library refuses
     (path-like) is simply an unknown voice."""
-    from studio import voice_library
-    from studio.voices import load_voices
+    from studio.voices import library as voice_library
+    from studio.voices.bundled import load_voices
 
     library = voice_library.VoiceLibrary(tmp_path / "data", max_voices=5, bundled=load_voices())
     previous = voice_library.set_library(library)

@@ -145,7 +145,7 @@ def test_a_flood_gets_busy_answers_with_retry_after_and_nothing_else(rest_app, c
 def test_the_page_and_its_gradio_api_share_the_server(rest_app):
     from gradio_client import handle_file
 
-    from studio.voices import load_voices
+    from studio.voices.bundled import load_voices
 
     status, body = rest_app.http_get("")
     assert status == 200 and b"F5 Voice Studio" in body

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from engine.options import LIMITS
-from studio.voices import load_voices
+from studio.voices.bundled import load_voices
 from tests.rest.conftest import (LONG_TEXT, NFE, RATE, SHORT_TEXT, VOICE_FEMALE, VOICE_MALE, assert_audio, decode,
                                  openai_client)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from studio.voice_library import VoiceLibrary
-from studio.voices import load_voices
+from studio.voices.bundled import load_voices
+from studio.voices.library import VoiceLibrary
 
 ROOT = Path(__file__).resolve().parents[2]
 REF_WAV = ROOT / "assets" / "voices" / "voice_male_us.wav"

@@ -11,11 +11,13 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from studio import handlers, library_handlers, ui_format
-from studio.reference_check import NOT_AUDIO, check_clip, on_reference_change
-from studio.tabs.api_help import DEFAULT_URL, server_url
-from studio.tabs.clone import reference_text_label
-from studio.voice_library import set_library
+from studio.clone import handlers
+from studio.clone.tab import reference_text_label
+from studio.ui import formatting as ui_format
+from studio.ui.api_tab import DEFAULT_URL, server_url
+from studio.voices import handlers as library_handlers
+from studio.voices.library import set_library
+from studio.voices.reference_check import NOT_AUDIO, check_clip, on_reference_change
 
 from tests.status_factory import engine_status
 

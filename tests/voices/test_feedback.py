@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from studio.feedback import JobClock, clock_text, error_html
+from studio.ui.feedback import JobClock, clock_text, error_html
 
 
 def test_job_clock_says_elapsed_and_time_left_from_an_injected_clock():

@@ -16,10 +16,10 @@ import soundfile as sf
 
 from engine.audio_input import TAIL_SILENCE_S, read_reference
 from engine.errors import InputError
-from studio import voice_library
-from studio.voice_library import VoiceEntry, VoiceLibrary, VoiceLibraryError, VoiceNotFound
-from studio.voice_names import MAX_NAME_CHARS
-from studio.voices import load_voices
+from studio.voices import library as voice_library
+from studio.voices.bundled import load_voices
+from studio.voices.library import VoiceEntry, VoiceLibrary, VoiceLibraryError, VoiceNotFound
+from studio.voices.names import MAX_NAME_CHARS
 
 from .conftest import REF_TEXT, ROOT
 
@@ -168,7 +168,7 @@ def test_two_saves_racing_for_one_name_give_one_voice(library, voice_clips):
 RACER = """
 import sys, time
 from pathlib import Path
-from studio.voice_library import VoiceLibrary, VoiceLibraryError
+from studio.voices.library import VoiceLibrary, VoiceLibraryError
 library = VoiceLibrary(Path(sys.argv[1]), max_voices=50, bundled=[])
 go = Path(sys.argv[2])
 Path(sys.argv[2] + "-ready-" + sys.argv[4][-1]).touch()

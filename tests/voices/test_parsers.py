@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import InputError
-from studio.dialogue_script import MAX_PAUSE_S, Pause, ScriptError, Turn, parse_script
-from studio.dubbing_handlers import parse_voice_map
-from studio.subtitles import Cue, SubtitleError, decode, format_time, parse_subtitles, speakers
+from studio.dialogue.script import MAX_PAUSE_S, Pause, ScriptError, Turn, parse_script
+from studio.dubbing.handlers import parse_voice_map
+from studio.dubbing.subtitles import Cue, SubtitleError, decode, format_time, parse_subtitles, speakers
 
 VOICES = ["Alice", "Bob Smith", "US male (espeak-ng en-us+m3)"]
 LIMITS = dict(max_lines=50, max_text_chars=200, speed_range=(0.3, 2.0))

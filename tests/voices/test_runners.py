@@ -13,14 +13,15 @@ from engine.audio_input import read_reference
 from engine.errors import InputError
 from engine.options import LIMITS
 from engine.text_input import reference_for_model
-from studio import dialogue_handlers, dubbing_handlers
-from studio.dialogue import run_dialogue
-from studio.dialogue_script import Pause, Turn
-from studio.dubbing import FADE_S, MAX_SPEED, REPORT_HEADERS, natural_seconds, place, run_dub, target_seconds
-from studio.references import Reference, Upload
-from studio.subtitles import Cue
+from studio.dialogue import handlers as dialogue_handlers
+from studio.dialogue.runner import run_dialogue
+from studio.dialogue.script import Pause, Turn
+from studio.dubbing import handlers as dubbing_handlers
+from studio.dubbing.runner import FADE_S, MAX_SPEED, REPORT_HEADERS, natural_seconds, place, run_dub, target_seconds
+from studio.dubbing.subtitles import Cue
 from studio.settings import studio_settings
-from studio.voice_library import set_library
+from studio.voices.library import set_library
+from studio.voices.references import Reference, Upload
 
 from .conftest import REF_TEXT, REF_WAV
 from .fakes import SR, FakeBackend, settings

@@ -17,12 +17,12 @@ import gradio as gr
 import numpy as np
 
 from engine.errors import EngineError
-from studio import ui_format
 from studio.backend import Backend
 from studio.backend import status as backend_status
 from studio.backend.zerogpu import WholeSynthesis, zerogpu_synthesis
 from studio.runner import ProgressRelay, StopRegistry, StopSignal, pump_stream
 from studio.settings import MAX_TEXT_FILE_BYTES
+from studio.ui import formatting as ui_format
 
 log = logging.getLogger(__name__)
 

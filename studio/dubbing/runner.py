@@ -29,8 +29,8 @@ from engine.options import DEFAULTS, LIMITS
 from engine.progress import ProgressFn
 from engine.text_input import estimated_frames, reference_for_model
 from studio.audio_files import fade_out
-from studio.references import Reference
-from studio.subtitles import Cue, format_time
+from studio.dubbing.subtitles import Cue, format_time
+from studio.voices.references import Reference
 
 MAX_SPEED = 1.5  # the fastest a cue is spoken to fit its slot
 FADE_S = 0.03  # fade at a cut
@@ -148,7 +148,7 @@ def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str
     Yields ``("cue", CueReport)`` per cue, then ``("done", DubResult)``. ``should_stop()`` is asked
     before each cue: True ends the run there, with the cues made so far (``stopped=True``, the track
     cut after the last one)."""
-    from studio.voice_names import name_key
+    from studio.voices.names import name_key
 
     progress = on_progress or (lambda fraction, message: None)
     rate = MODEL_RATE

@@ -7,11 +7,11 @@ import dataclasses
 
 import gradio as gr
 
-from studio import dialogue_handlers
 from studio.backend import FrontendSettings
-from studio.dialogue import DEFAULT_GAP_S
-from studio.dialogue_handlers import MAX_GAP_S, TIMING_HEADERS, DialogueHandlers
-from studio.handlers import stop_job
+from studio.clone.handlers import stop_job
+from studio.dialogue import handlers as dialogue_handlers
+from studio.dialogue.handlers import MAX_GAP_S, TIMING_HEADERS, DialogueHandlers
+from studio.dialogue.runner import DEFAULT_GAP_S
 
 HELP = """One line per turn: `Name: text` or `[Name] text`, where *Name* is a saved voice (any case) or a
 voice uploaded below. `[speed 1.2]` in a line speaks it faster, `[pause 0.8]` adds a pause after it, and

@@ -27,8 +27,8 @@ from typing import Iterator
 
 from engine.audio_input import TAIL_SILENCE_S, read_reference
 from studio.audio_files import audio_seconds, sha256, write_wav_atomically
-from studio.voice_names import VoiceLibraryError, check_name, name_key
-from studio.voices import Voice, load_voices
+from studio.voices.bundled import Voice, load_voices
+from studio.voices.names import VoiceLibraryError, check_name, name_key
 
 log = logging.getLogger(__name__)
 

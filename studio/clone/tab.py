@@ -9,11 +9,12 @@ from typing import Any
 
 import gradio as gr
 
-from studio import feedback, library_handlers
 from studio.backend import FrontendSettings
-from studio.handlers import CloneHandlers, read_text_file, stop_generation
-from studio.reference_check import on_reference_change
-from studio.voices import Voice
+from studio.clone.handlers import CloneHandlers, read_text_file, stop_generation
+from studio.ui import feedback
+from studio.voices import handlers as library_handlers
+from studio.voices.bundled import Voice
+from studio.voices.reference_check import on_reference_change
 
 
 @dataclasses.dataclass

@@ -24,9 +24,9 @@ from engine.errors import BusyError, InputError
 from engine.options import DEFAULTS
 from engine.progress import ProgressFn
 from engine.results import StreamChunk
-from studio.dialogue_script import Pause, Turn
-from studio.references import Reference
-from studio.voice_names import name_key
+from studio.dialogue.script import Pause, Turn
+from studio.voices.names import name_key
+from studio.voices.references import Reference
 
 DEFAULT_GAP_S = 0.3  # silence between two lines unless the script says otherwise
 MIX_RATE = 24000  # the rate of an empty mix (stopped before any line): F5-TTS's own

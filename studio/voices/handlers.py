@@ -2,7 +2,7 @@
 ``/delete_voice``, the Voices tab, the clone tab's voice picker and its "Save this voice".
 
 Library errors are :class:`~engine.errors.InputError` (their text is for the user) and reach the
-page as ``gr.Error`` through :func:`studio.handlers.user_error`.
+page as ``gr.Error`` through :func:`studio.clone.handlers.user_error`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from studio import feedback
-from studio.handlers import user_error
-from studio.voice_library import VoiceEntry, get_library
+from studio.clone.handlers import user_error
+from studio.ui import feedback
+from studio.voices.library import VoiceEntry, get_library
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def _audio(entry: VoiceEntry):
     """The clip as (rate, int16) for a player (the data folder itself is never served)."""
     import soundfile as sf
 
-    from studio.ui_format import to_int16
+    from studio.ui.formatting import to_int16
 
     data, rate = sf.read(str(entry.clip_path), dtype="float32", always_2d=True)
     return rate, to_int16(np.mean(data, axis=1))

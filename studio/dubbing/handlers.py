@@ -11,18 +11,19 @@ from typing import Any
 import gradio as gr
 
 from engine.errors import InputError
-from studio import feedback, handlers
 from studio.audio_files import new_job_dir, write_wav, write_zip
 from studio.backend import Backend, FrontendSettings
 from studio.backend.zerogpu import zerogpu_synthesis
-from studio.dubbing import DubResult, run_dub
-from studio.handlers import int_if_whole, progress_words, seed_arg, user_error
-from studio.references import check_clips, resolve
+from studio.clone import handlers
+from studio.clone.handlers import int_if_whole, progress_words, seed_arg, user_error
+from studio.dubbing.runner import DubResult, run_dub
+from studio.dubbing.subtitles import Cue, decode, parse_subtitles, speakers
 from studio.runner import ProgressRelay
 from studio.settings import StudioSettings
-from studio.subtitles import Cue, decode, parse_subtitles, speakers
-from studio.voice_library import VoiceNotFound, get_library
-from studio.voice_names import name_key
+from studio.ui import feedback
+from studio.voices.library import VoiceNotFound, get_library
+from studio.voices.names import name_key
+from studio.voices.references import check_clips, resolve
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def write_outputs(result: DubResult) -> dict[str, str]:
 
 
 def _voice_names() -> list[str]:
-    from studio.library_handlers import voice_names
+    from studio.voices.handlers import voice_names
 
     return voice_names()
 
@@ -213,7 +214,7 @@ class DubbingHandlers:
     def dub_ui(self, path, default_voice, found_speakers, nfe_step, seed, voice_1, voice_2, voice_3, voice_4,
                voice_5, voice_6, progress=gr.Progress(), request: gr.Request = None):
         """The tab's Dub: the report fills cue by cue; then (the track, the report, the ZIP, a summary,
-        the error block). Its Stop (:func:`studio.handlers.stop_job`) ends it after the cue in progress,
+        the error block). Its Stop (:func:`studio.clone.handlers.stop_job`) ends it after the cue in progress,
         keeping the cues made; a problem shows under the subtitle file until the next Dub. (One argument
         per speaker slot, not ``*voices``: Gradio passes the progress and the request only to named
         positional parameters.)"""

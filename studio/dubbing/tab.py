@@ -7,11 +7,11 @@ import dataclasses
 
 import gradio as gr
 
-from studio import dubbing_handlers
 from studio.backend import FrontendSettings
-from studio.dubbing import MAX_SPEED, REPORT_HEADERS
-from studio.dubbing_handlers import DubbingHandlers
-from studio.handlers import stop_job
+from studio.clone.handlers import stop_job
+from studio.dubbing import handlers as dubbing_handlers
+from studio.dubbing.handlers import DubbingHandlers
+from studio.dubbing.runner import MAX_SPEED, REPORT_HEADERS
 
 HELP = f"""Upload subtitles (`.srt` or `.vtt`). A cue's speaker comes from a WebVTT voice tag (`<v Alice>`) or a
 `Name:` prefix. Choose a voice for each speaker, or one voice for all cues. Each cue is spoken at its natural

@@ -26,7 +26,7 @@ import re
 from typing import Iterable
 
 from engine.errors import InputError
-from studio.voice_names import name_key
+from studio.voices.names import name_key
 
 MAX_PAUSE_S = 10.0
 MAX_PROBLEMS_SHOWN = 10

@@ -1,6 +1,6 @@
 """The page: the header, the fast-mode banner, the tabs and the engine panel, put together.
 
-Each tab is built by its own module in ``studio/tabs/``; this module only arranges them and says
+Each tab is built by its feature's ``tab`` module (``studio/clone/tab.py``, ...); this module only arranges them and says
 how the page is served (:func:`launch_options`).
 """
 
@@ -10,19 +10,20 @@ from typing import Any
 
 import gradio as gr
 
-from studio import library_handlers, ui_format
 from studio.backend import Backend
-from studio.dialogue_handlers import DialogueHandlers
-from studio.dubbing_handlers import DubbingHandlers
-from studio.engine_panel import build_engine_panel, wire_engine_panel
-from studio.handlers import CloneHandlers
+from studio.clone.handlers import CloneHandlers
+from studio.clone.tab import build_clone_tab, wire_clone_tab
+from studio.dialogue.handlers import DialogueHandlers
+from studio.dialogue.tab import build_dialogue_tab, wire_dialogue_tab
+from studio.dubbing.handlers import DubbingHandlers
+from studio.dubbing.tab import build_dubbing_tab, wire_dubbing_tab
 from studio.settings import ASSETS_DIR, StudioSettings, max_threads, studio_settings
-from studio.tabs.api_help import build_api_tab, wire_api_tab
-from studio.tabs.clone import build_clone_tab, wire_clone_tab
-from studio.tabs.dialogue import build_dialogue_tab, wire_dialogue_tab
-from studio.tabs.dubbing import build_dubbing_tab, wire_dubbing_tab
-from studio.tabs.voices import build_voices_tab, wire_voices_tab
-from studio.voices import load_voices
+from studio.ui import formatting as ui_format
+from studio.ui.api_tab import build_api_tab, wire_api_tab
+from studio.ui.engine_panel import build_engine_panel, wire_engine_panel
+from studio.voices import handlers as library_handlers
+from studio.voices.bundled import load_voices
+from studio.voices.tab import build_voices_tab, wire_voices_tab
 
 TITLE = "F5 Voice Studio"
 HEADER = f"""

@@ -9,18 +9,19 @@ from typing import Any
 
 import gradio as gr
 
-from studio import feedback, handlers
 from studio.audio_files import new_job_dir, write_wav, write_zip
 from studio.backend import Backend, FrontendSettings
 from studio.backend.zerogpu import zerogpu_synthesis
-from studio.dialogue import DEFAULT_GAP_S, DialogueResult, run_dialogue
-from studio.dialogue_script import Turn, parse_script
-from studio.handlers import int_if_whole, progress_words, seed_arg, user_error
-from studio.references import Upload, available_names, check_clips, resolve, uploaded_references
+from studio.clone import handlers
+from studio.clone.handlers import int_if_whole, progress_words, seed_arg, user_error
+from studio.dialogue.runner import DEFAULT_GAP_S, DialogueResult, run_dialogue
+from studio.dialogue.script import Turn, parse_script
 from studio.runner import ProgressRelay, pump_stream
 from studio.settings import StudioSettings
-from studio.ui_format import to_int16
-from studio.voice_library import get_library
+from studio.ui import feedback
+from studio.ui.formatting import to_int16
+from studio.voices.library import get_library
+from studio.voices.references import Upload, available_names, check_clips, resolve, uploaded_references
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class DialogueHandlers:
     def dialogue_stream(self, script, nfe_step, seed, gap_s, name_1, audio_1, text_1, name_2, audio_2, text_2,
                         progress=gr.Progress(), request: gr.Request = None):
         """The Dialogue tab's Generate: each line streams to the live player as it is made. Its Stop
-        (:func:`studio.handlers.stop_job`) ends it after the line in progress, keeping the lines made.
+        (:func:`studio.clone.handlers.stop_job`) ends it after the line in progress, keeping the lines made.
 
         Outputs: live player, mixed audio, files (ZIP, JSON, SRT), timings table, status line, and the
         error block under the script (problems stay there until the next Generate)."""

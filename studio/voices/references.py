@@ -10,8 +10,8 @@ from typing import Iterable
 
 from engine.audio_input import ReferenceClip, read_reference
 from engine.errors import InputError
-from studio.voice_library import VoiceLibrary
-from studio.voice_names import check_name, name_key
+from studio.voices.library import VoiceLibrary
+from studio.voices.names import check_name, name_key
 
 
 @dataclasses.dataclass(frozen=True)

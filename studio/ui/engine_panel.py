@@ -8,7 +8,7 @@ import dataclasses
 
 import gradio as gr
 
-from studio.handlers import CloneHandlers
+from studio.clone.handlers import CloneHandlers
 
 REFRESH_S = 2.0
 EXPLANATION = ("The voice model is loaded into memory when a request needs it and unloaded after a while "

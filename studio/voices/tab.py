@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio import library_handlers
+from studio.voices import handlers as library_handlers
 
 INTRO = """Saved voices can be picked wherever a reference is needed: the **Voice clone** tab's *Saved voice*
 list, a name in a **Dialogue** script, a speaker in **Dubbing**. Save a voice from the Voice clone tab

@@ -13,7 +13,7 @@ import html
 import time
 from typing import Callable
 
-from studio import ui_format
+from studio.ui import formatting as ui_format
 
 MIN_FRACTION_FOR_ESTIMATE = 0.02  # before 2 % of a job is done the estimate is noise: none is shown
 

@@ -1,1 +1,0 @@
-"""The page's tabs, one module each: build_*() lays a tab out, wire_*() connects its events."""
