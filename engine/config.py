@@ -1,6 +1,6 @@
 """Engine configuration: every environment variable the engine reads, in one place.
 
-Each setting has a documented default (see ``ENV_VARS``, which the README table mirrors) and is
+Each setting has a documented default (see ``ENV_VARS``, which the table in docs/deploying.md mirrors) and is
 validated eagerly: a bad value raises :class:`ConfigError` with a one-line explanation naming the
 variable, so a misconfigured deployment stops at start-up instead of failing its first request.
 """
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-#: name -> (default, meaning). The single source for the README's configuration table.
+#: name -> (default, meaning). The single source for the configuration table (docs/deploying.md).
 ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_MODEL_DIR": ("", "Local model directory (see `python -m engine.smoke_model`). Empty: the hub model."),
     "F5_HUB_MODEL_REPO": ("SWivid/F5-TTS", "Hub repo of the F5-TTS checkpoint (when F5_MODEL_DIR is empty)."),

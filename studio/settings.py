@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = ROOT / "assets"
 
-#: name -> (default, meaning): the app-side rows of the README's configuration table.
+#: name -> (default, meaning): the app-side rows of the configuration table (docs/deploying.md).
 APP_ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_BACKEND": ("local", "`local`: the engine runs in the app's process. `celery`: the app is a front-end and every synthesis runs on Celery GPU workers through F5_BROKER_URL (see Scaling out)."),
     "F5_MAX_UPLOAD_MB": ("20", "Largest file a browser or API client may upload, in megabytes."),

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 UNACKED_KEY, UNACKED_INDEX_KEY = "unacked", "unacked_index"  # kombu's Redis transport defaults
 NO_WORKER = ("No GPU worker is connected to the broker right now. Start one with "
-             "`celery -A cluster.worker worker --pool solo --concurrency 1` (see Scaling out in the README).")
+             "`celery -A cluster.worker worker --pool solo --concurrency 1` (see docs/scaling-out.md).")
 NO_WORKER_RETRY_S = 30
 UNREACHABLE = "The workers' broker (Redis) cannot be reached right now. Please try again in a minute."
 WAITING_FOR_WORKER = "Waiting for a worker to start"

@@ -199,15 +199,15 @@ def test_the_readme_voice_examples_work(voices_app, tmp_path, monkeypatch):
     import contextlib
     import io
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = readme.split("```python\n")[1:]
+    api_doc = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    blocks = api_doc.split("```python\n")[1:]
     example = next(block.split("```")[0] for block in blocks if 'api_name="/dialogue"' in block)
     (tmp_path / "assets").symlink_to(ROOT / "assets")
     (tmp_path / "film.srt").write_text("1\n00:00:00,200 --> 00:00:02,000\nOnce upon a time.\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     namespace = {"client": voices_app.client(), "handle_file": handle_file}
     with contextlib.redirect_stdout(io.StringIO()) as out:
-        exec(compile(example.replace("nfe_step=32", "nfe_step=4"), "README.md", "exec"), namespace)  # noqa: S102
+        exec(compile(example.replace("nfe_step=32", "nfe_step=4"), "docs/api.md", "exec"), namespace)  # noqa: S102
     assert namespace["voice"]["name"] == "Narrator" and len(namespace["timings"]["lines"]) == 2
     assert_valid_audio(namespace["mix"]) is not None and namespace["report"][0]["fitted"] is True
     assert "(1, True)" in out.getvalue()
