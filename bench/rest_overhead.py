@@ -22,6 +22,7 @@ import argparse
 import io
 import socket
 import sys
+import os
 import tempfile
 import threading
 import time
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine_summary()}")
     voice = load_voices()[0]
     with tempfile.TemporaryDirectory(prefix="f5bench-") as tmp:
+        os.environ["F5_DATA_DIR"] = str(Path(tmp) / "data")  # the voice library: never the checkout's ./data
         engine = Engine(EngineConfig(model_dir=write_tiny_model_dir(Path(tmp) / "tiny"), device="cpu",
                                      idle_unload_s=-1), start_reaper=False)
         backend = LocalBackend(engine)
