@@ -22,7 +22,7 @@ APP_ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_STUDIO_THREADS": ("", "Worker threads of the web server; empty = the larger of 40 and F5_MAX_QUEUE + 16, so every waiting request and the status panel fit."),
     "F5_API_KEY": ("", "Key that protects the server: the REST API wants `Authorization: Bearer KEY` and the page a login (any user name, the key as password). Empty: open to anyone who can reach the port (keep GRADIO_SERVER_NAME on 127.0.0.1)."),
     "F5_DEFAULT_VOICE": ("", "Voice that OpenAI's voice names (alloy, echo, nova, ...) get in the REST API; empty = the first voice in the list (`GET /v1/voices`)."),
-    "F5_HEADER_TIMEOUT_S": ("10", "Seconds a connection has to send its request headers (from opening, or from its last answer) before it is closed: connections that never finish their headers (slowloris) cannot pile up."),
+    "F5_HEADER_TIMEOUT_S": ("10", "Seconds a connection has to send its request headers (from opening, or from the first bytes of a later request on it) before it is closed: connections that never finish their headers (slowloris) cannot pile up."),
     "F5_MAX_CONNECTIONS": ("1000", "Most connections the server keeps open at once; more are closed at once (keep it under the process's open-file limit, `ulimit -n`)."),
     "GRADIO_SERVER_NAME": ("127.0.0.1", "Address the page and the REST API listen on (`0.0.0.0` to serve the network)."),
     "GRADIO_SERVER_PORT": ("7860", "Port the page and the REST API listen on."),

@@ -102,6 +102,24 @@ def test_a_finished_request_on_a_slow_start_is_not_cut():
         sock.close()
 
 
+def test_an_idle_kept_alive_connection_is_left_to_the_keep_alive_timeout():
+    """Between requests a pooled connection sits idle; the header timer must not close it under a client
+    that is about to reuse it (that race reset one request of the 200-submission flood). A slow request
+    started later on the same connection still gets the header timeout."""
+    with serve() as url:
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        try:
+            for _ in range(2):  # kept alive across twice the header timeout, then reused
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+                assert not closed_by_server(sock, HEADER_TIMEOUT_S * 2.5)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # a slowloris on a kept-alive connection
+            assert closed_by_server(sock, HEADER_TIMEOUT_S + 3.0)
+        finally:
+            sock.close()
+
+
 def test_connections_beyond_the_cap_are_closed_at_once():
     with serve(max_connections=20, header_timeout_s=60) as url:
         sockets = partial_sockets(url, 30)
