@@ -31,8 +31,8 @@ try:  # every setting is checked before anything starts; a bad one stops start-u
 except (ConfigError, SettingsError) as _error:
     raise SystemExit(f"F5 Voice Studio cannot start: {_error}") from None
 
-voice_library.use_clip_limit(backend.settings.max_ref_seconds)
-demo = page.build_demo(backend, SETTINGS.studio)  # the page, its tabs and every handler on this one backend
+library = voice_library.make_library(SETTINGS.studio, backend.settings.max_ref_seconds)  # the one voice library
+demo = page.build_demo(backend, SETTINGS.studio, library)  # the page, its tabs and every handler on these
 
 if zerogpu.detect():
     backend.load()  # ZeroGPU wants the model on "cuda" at import; it never unloads there
@@ -45,7 +45,7 @@ def main() -> None:
     log.info("backend: %r", backend)
     log.info("gradio temp folder: %s (removed at exit)", GRADIO_TEMP_DIR or os.environ.get("GRADIO_TEMP_DIR"))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per internal HTTP call otherwise
-    api = server.create_app(backend, demo, page.launch_options(backend, SETTINGS.max_upload_mb),
+    api = server.create_app(backend, demo, page.launch_options(backend, SETTINGS.max_upload_mb), library,
                             api_key=SETTINGS.api_key, default_voice=SETTINGS.default_voice)
     server.serve(api, SETTINGS.host, SETTINGS.port, *SETTINGS.connections)
 

@@ -78,14 +78,14 @@ def wait_workers(backend, count: int, timeout_s: float = 300) -> None:
     backend.load()
 
 
-def throughput(backend, clients: int, per_client: int, request: dict) -> float:
+def throughput(backend, clients: int, per_client: int, request) -> float:
     """Requests per minute for ``clients`` threads sending ``per_client`` requests each."""
     failures: list[BaseException] = []
 
     def client(k: int) -> None:
         for i in range(per_client):
             try:
-                backend.synthesize(**request, seed=k * 100 + i)
+                backend.synthesize(request.replace(seed=k * 100 + i))
             except BaseException as error:
                 failures.append(error)
 
@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ.update(TIMINGS)
     print(f"machine: {machine_summary()}")
-    request = {"ref_audio": REF_WAV, "ref_text": REF_TEXT, "gen_text": GEN_TEXT, "nfe_step": args.nfe}
+    from engine.request import SynthesisRequest
+
+    request = SynthesisRequest(ref_audio=REF_WAV, ref_text=REF_TEXT, gen_text=GEN_TEXT, nfe_step=args.nfe)
     with tempfile.TemporaryDirectory(prefix="f5bench-celery-") as tmp:
         folder = Path(tmp)
         model_dir = write_tiny_model_dir(folder / "tiny")
@@ -133,10 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             local.load()
             wait_workers(celery, 1)
             for backend in (local, celery):  # warm up
-                backend.synthesize(**request, seed=1)
+                backend.synthesize(request.replace(seed=1))
 
-            timings = interleave({"local": lambda: local.synthesize(**request, seed=7),
-                                  "celery": lambda: celery.synthesize(**request, seed=7)}, args.rounds)
+            timings = interleave({"local": lambda: local.synthesize(request.replace(seed=7)),
+                                  "celery": lambda: celery.synthesize(request.replace(seed=7))}, args.rounds)
             overhead = ratios(timings["celery"], timings["local"])
             extra_ms = median([(c - lo) * 1000 for c, lo in zip(timings["celery"].seconds, timings["local"].seconds)])
             print(f"overhead: Celery / local, median of {args.rounds} per-round ratios {median(overhead):.3f} "
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             one = throughput(celery, args.clients, args.per_client, request)
             workers.append(start_worker("w2", url, model_dir, folder))
             wait_workers(celery, 2)
-            celery.synthesize(**request, seed=2)
+            celery.synthesize(request.replace(seed=2))
             two = throughput(celery, args.clients, args.per_client, request)
             served = {w.name: w.status.served for w in celery.workers()}
             print(f"throughput, {args.clients} clients x {args.per_client} requests, NFE {args.nfe}: "

@@ -114,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     from studio.ui import page
     from studio.backend import LocalBackend
     from studio.rest import server as rest_server
-    from studio.ui.formatting import to_int16
+    from studio.audio_files import to_int16
+    from studio.settings import studio_settings
     from studio.voices.bundled import load_voices
+    from studio.voices.library import make_library
 
     print(f"machine: {machine_summary()}")
     voice = load_voices()[0]
@@ -124,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         engine = Engine(EngineConfig(model_dir=write_tiny_model_dir(Path(tmp) / "tiny"), device="cpu",
                                      idle_unload_s=-1), start_reaper=False)
         backend = LocalBackend(engine)
-        app = rest_server.create_app(backend, page.build_demo(backend), page.launch_options(backend, 20))
+        library = make_library(studio_settings(), backend.settings.max_ref_seconds)
+        app = rest_server.create_app(backend, page.build_demo(backend, studio_settings(), library),
+                                     page.launch_options(backend, 20), library)
         port = free_port()
         server = start_server(app, port)
         engine.load()

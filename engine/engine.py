@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from engine.asr import NO_ASR_MESSAGE, WhisperTranscriber
-from engine.audio_input import ReferenceClip, read_reference
+from engine.audio_input import ReferenceClip
 from engine.clock import Clock, SystemClock
 from engine.config import ConfigError, EngineConfig, resolve_device, resolve_dtype, resolve_max_batch
 from engine.device_memory import device_memory
@@ -42,17 +42,17 @@ from engine.errors import InputError
 from engine.lifecycle import Lease, Lifecycle
 from engine.loader import LoadedModel, load_from_files
 from engine.model_source import download_hub_model, read_model_dir
-from engine.options import DEFAULTS, LIMITS, validate_options
+from engine.options import LIMITS
 from engine.pass_scheduler import PassScheduler
 from engine.passes import PassRunner
 from engine.progress import ProgressFn
+from engine.request import SynthesisRequest
 from engine.request_path import RequestPath
 from engine.residency import ModelView, Residency
 from engine.results import StreamChunk, SynthesisResult
 from engine.speed import CpuFastMode, configure_cpu_threads, int8_kernels_available
 from engine.states import EngineState
 from engine.status import EngineStatus
-from engine.text_input import clean_text
 from engine.turn import FairTurn
 
 log = logging.getLogger(__name__)
@@ -174,53 +174,37 @@ class Engine:
     # ------------------------------------------------------------------ synthesis
 
     def synthesize(self, ref_audio: str | None, ref_text: str | None, gen_text: str | None,
-                   nfe_step: int | None = None, speed: float = DEFAULTS.speed, cross_fade: float = DEFAULTS.cross_fade,
-                   remove_silence: bool = DEFAULTS.remove_silence, seed: int | None = None,
-                   on_progress: ProgressFn | None = None, fallback_reason: str | None = None,
-                   duration_s: float | None = None) -> SynthesisResult:
-        """Generate the whole audio; see :meth:`synthesize_stream` for the parameters."""
+                   on_progress: ProgressFn | None = None, **settings: Any) -> SynthesisResult:
+        """Generate the whole audio: :meth:`generate` of ``SynthesisRequest(ref_audio, ref_text,
+        gen_text, **settings)`` with ``fast_start`` off (the Python API benches and tests use)."""
+        request = SynthesisRequest(ref_audio, ref_text, gen_text, **{"fast_start": False, **settings})
+        return self.generate(request, on_progress)
+
+    def synthesize_stream(self, ref_audio: str | None, ref_text: str | None, gen_text: str | None,
+                          on_progress: ProgressFn | None = None, **settings: Any) -> Iterator[StreamChunk]:
+        """Generate chunk by chunk: :meth:`stream` of ``SynthesisRequest(ref_audio, ref_text,
+        gen_text, **settings)`` (the fields are documented on :class:`~engine.request.SynthesisRequest`)."""
+        return self.stream(SynthesisRequest(ref_audio, ref_text, gen_text, **settings), on_progress)
+
+    def generate(self, request: SynthesisRequest, on_progress: ProgressFn | None = None) -> SynthesisResult:
+        """Generate the whole audio of ``request`` (see :meth:`stream`)."""
         result = None
-        for chunk in self.synthesize_stream(ref_audio=ref_audio, ref_text=ref_text, gen_text=gen_text,
-                                            nfe_step=nfe_step, speed=speed, cross_fade=cross_fade,
-                                            remove_silence=remove_silence, seed=seed, on_progress=on_progress,
-                                            fallback_reason=fallback_reason, fast_start=False, duration_s=duration_s):
+        for chunk in self.stream(request, on_progress):
             result = chunk.result
         assert result is not None
         return result
 
-    def synthesize_stream(self, ref_audio: str | None, ref_text: str | None, gen_text: str | None,
-                          nfe_step: int | None = None, speed: float = DEFAULTS.speed,
-                          cross_fade: float = DEFAULTS.cross_fade, remove_silence: bool = DEFAULTS.remove_silence,
-                          seed: int | None = None, on_progress: ProgressFn | None = None,
-                          fallback_reason: str | None = None, fast_start: bool = True,
-                          duration_s: float | None = None) -> Iterator[StreamChunk]:
-        """Generate chunk by chunk. Bad input raises :class:`InputError` before any work is queued;
-        the last :class:`StreamChunk` carries the whole :class:`SynthesisResult`.
-
-        ``nfe_step=None`` uses ``F5_DEFAULT_NFE``; ``seed=None`` draws one (returned in the result).
-        ``on_progress(fraction, message)`` reports the place in line, loading and each chunk.
-        ``fallback_reason`` runs this request on the CPU from the start (counted as a fallback),
-        for callers whose accelerator failed outside the engine (a ZeroGPU lease, say).
-        ``fast_start`` splits the first text chunk at a clause so the first audio arrives early
-        (:func:`engine.text_input.first_chunk_split`); :meth:`synthesize` turns it off.
-        ``duration_s`` asks for that many seconds of speech (dubbing a timed slot) instead of the
-        length the text and ``speed`` suggest.
-        """
-        if nfe_step is None:
-            nfe_step = self.config.default_nfe_step
+    def stream(self, request: SynthesisRequest, on_progress: ProgressFn | None = None) -> Iterator[StreamChunk]:
+        """Generate ``request`` chunk by chunk. Bad input raises :class:`InputError` (from
+        :meth:`SynthesisRequest.check`) before any work is queued; the last :class:`StreamChunk`
+        carries the whole :class:`SynthesisResult`. ``on_progress(fraction, message)`` reports the
+        place in line, loading and each chunk."""
         try:
-            options = validate_options(nfe_step, speed, cross_fade, remove_silence, seed, duration_s)
-            clip = read_reference(ref_audio, self.config.max_ref_seconds)
-            gen = clean_text(gen_text, "text to generate", self.config.max_text_chars)
-            typed_ref = ref_text.strip() if isinstance(ref_text, str) else ""
-            if not typed_ref and not self.config.asr_model:
-                raise InputError(NO_ASR_MESSAGE)
-            ref = clean_text(typed_ref, "reference text", self.config.max_text_chars) if typed_ref else ""
+            checked = request.check(self.config)
         except InputError:
             self._lifecycle.record("refused")
             raise
-        return self._requests.stream(clip, ref, gen, options, on_progress or (lambda fraction, message: None),
-                                     fallback_reason, fast_start)
+        return self._requests.stream(checked, on_progress or (lambda fraction, message: None))
 
     # ------------------------------------------------------------------ what the parts are given
 

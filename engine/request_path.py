@@ -25,6 +25,7 @@ from engine.pass_scheduler import Job, PassScheduler
 from engine.passes import ChunkWork
 from engine.planning import make_plan
 from engine.progress import ProgressFn
+from engine.request import CheckedRequest
 from engine.residency import Residency
 from engine.results import StreamChunk, SynthesisResult
 from engine.speed import FAST_MODE_NOTICE
@@ -55,9 +56,10 @@ class RequestPath:
         self.transcribe = transcribe
         self.count_fallbacks = count_fallbacks
 
-    def stream(self, clip: ReferenceClip, ref: str, gen: str, options: Options, progress: ProgressFn,
-               fallback_reason: str | None, fast_start: bool = False) -> Iterator[StreamChunk]:
-        """The whole life of one request, as a generator of its chunks (see the module docstring)."""
+    def stream(self, checked: CheckedRequest, progress: ProgressFn) -> Iterator[StreamChunk]:
+        """The whole life of one checked request, as a generator of its chunks (see the module docstring)."""
+        clip, ref, gen, options = checked.clip, checked.ref_text, checked.gen_text, checked.options
+        fallback_reason, fast_start = checked.request.fallback_reason, checked.request.fast_start
         arrived = time.perf_counter()
         self.lifecycle.admit()
         lease = job = None

@@ -107,3 +107,9 @@ def fade_out(samples: np.ndarray, rate: int, seconds: float) -> np.ndarray:
     if n > 0:
         out[-n:] *= np.linspace(1.0, 0.0, n, dtype=np.float32)
     return out
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+    """1-D float audio in [-1, 1] -> int16 PCM (clipped; NaN becomes 0)."""
+    samples = np.nan_to_num(np.asarray(audio, dtype=np.float32).reshape(-1), nan=0.0, posinf=1.0, neginf=-1.0)
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)

@@ -137,13 +137,45 @@ class StopRegistry:
                     del self._running[key]
 
 
-_DONE = object()
-_STOPPED = object()
+ITEM, ERROR, DONE = "item", "error", "done"  # what the pump thread hands over
 
 
-class _Failure:
-    def __init__(self, error: BaseException):
-        self.error = error
+def drive_in_own_thread(make: Callable[[], Iterator[Any]], hand_over: Callable[[str, Any], None],
+                        stop: threading.Event, name: str) -> threading.Thread:
+    """The one stream pump: a daemon thread calls ``make()`` and iterates it, handing each item over
+    as ``hand_over(ITEM, item)``, an exception as ``hand_over(ERROR, error)`` and the end as
+    ``hand_over(DONE, None)``; the same thread closes the iterator (the engine's stream must be
+    driven and closed by one thread). Setting ``stop`` makes it stop after the item in progress.
+    :func:`pump_stream` (Gradio's sync generators) and ``studio.rest.pump.iterate_in_thread``
+    (asyncio) differ only in how they receive what is handed over."""
+
+    def run() -> None:
+        iterator = None
+        try:
+            iterator = make()
+            for item in iterator:
+                if stop.is_set():
+                    break
+                hand_over(ITEM, item)
+                if stop.is_set():
+                    break
+        except BaseException as error:  # raised again by the consumer, which reports it
+            hand_over(ERROR, error)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("closing the engine stream failed")
+            hand_over(DONE, None)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+_STOPPED = ("stopped", None)
 
 
 def pump_stream(start: Callable[[ProgressFn], Iterator[Any]], name: str = "f5-stream",
@@ -156,7 +188,7 @@ def pump_stream(start: Callable[[ProgressFn], Iterator[Any]], name: str = "f5-st
     same thread that ran it. ``stop_signal`` firing ends this generator at once, the same way
     (the caller checks ``stop_signal.fired`` to tell a stop from the end).
     """
-    events: queue.Queue[Any] = queue.Queue()
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
     stop = threading.Event()
     if stop_signal is not None:
         stop_signal.attach(lambda: events.put(_STOPPED))
@@ -164,36 +196,15 @@ def pump_stream(start: Callable[[ProgressFn], Iterator[Any]], name: str = "f5-st
     def on_progress(fraction: float, message: str) -> None:
         events.put(("progress", (clamp_fraction(fraction), str(message))))
 
-    def run() -> None:
-        stream = None
-        try:
-            stream = start(on_progress)
-            for chunk in stream:
-                if stop.is_set():
-                    break
-                events.put(("chunk", chunk))
-                if stop.is_set():
-                    break
-        except BaseException as error:  # handed to the request thread, which reports it
-            events.put(_Failure(error))
-        finally:
-            if stream is not None and hasattr(stream, "close"):
-                try:
-                    stream.close()
-                except Exception:
-                    log.exception("closing the engine stream failed")
-            events.put(_DONE)
-
-    thread = threading.Thread(target=run, name=name, daemon=True)
-    thread.start()
+    drive_in_own_thread(lambda: start(on_progress), lambda kind, value: events.put((kind, value)), stop, name)
     try:
         while True:
-            item = events.get()
-            if item is _DONE or item is _STOPPED:
+            kind, value = events.get()
+            if kind in (DONE, _STOPPED[0]):
                 return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
+            if kind == ERROR:
+                raise value
+            yield ("chunk", value) if kind == ITEM else (kind, value)
     finally:
         # Normal end: the thread has finished. Early close: tell it to stop; never wait here
         # (this may run on Gradio's event-loop thread).

@@ -42,6 +42,7 @@ from cluster.frontend.watch import NO_WORKER, UNREACHABLE
 from engine.config import EngineConfig
 from engine.errors import ModelUnavailableError, UnavailableError
 from engine.progress import ProgressFn
+from engine.request import SynthesisRequest
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import EngineStatus
 from studio.backend.contract import FrontendSettings, WorkerStatus
@@ -75,7 +76,7 @@ class CeleryBackend:
 
     # ------------------------------------------------------------------ synthesis
 
-    def synthesize(self, *, on_progress: ProgressFn | None = None, **request: Any) -> SynthesisResult:
+    def synthesize(self, request: SynthesisRequest, on_progress: ProgressFn | None = None) -> SynthesisResult:
         """One whole synthesis on whichever worker is free first."""
         result = None
         for chunk in RemoteRequest(self, prepare(self.config, request), False, on_progress).run():
@@ -83,7 +84,8 @@ class CeleryBackend:
         assert result is not None
         return result
 
-    def synthesize_stream(self, *, on_progress: ProgressFn | None = None, **request: Any) -> Iterator[StreamChunk]:
+    def synthesize_stream(self, request: SynthesisRequest, on_progress: ProgressFn | None = None
+                          ) -> Iterator[StreamChunk]:
         """A streaming synthesis: chunks as the worker makes them. Bad input raises here, at once;
         the request is sent when the stream is first read."""
         prepared = prepare(self.config, request)

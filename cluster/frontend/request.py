@@ -35,14 +35,11 @@ from cluster import protocol
 from cluster.config import SYNTHESIZE_TASK
 from cluster.frontend import watch
 from cluster.frontend.watch import LOST, NO_WORKER, NO_WORKER_RETRY_S, UNREACHABLE, WAITING_FOR_WORKER
-from engine.asr import NO_ASR_MESSAGE
-from engine.audio_input import read_reference
 from engine.config import EngineConfig
-from engine.errors import BusyError, EngineError, InputError, UnavailableError
+from engine.errors import BusyError, EngineError, UnavailableError
 from engine.log_limit import RateLimited
-from engine.options import DEFAULTS, validate_options
+from engine.request import SynthesisRequest
 from engine.results import StreamChunk
-from engine.text_input import clean_text
 from cluster.frontend.watch import busy_message, timeout_message  # noqa: F401  (re-exported)
 from engine.progress import ProgressFn
 
@@ -55,32 +52,16 @@ WATCH_S = 0.5  # how often a followed request checks that it still exists and a 
 MAX_RESENDS = 3  # a request lost this many times gets a message instead of a fourth try
 
 
-def prepare(config: EngineConfig, request: dict[str, Any]) -> dict[str, Any]:
-    """Check ``request`` (``Engine.synthesize_stream``'s keyword arguments) as the engine does and
-    return it with the seed drawn; raises :class:`InputError` with the engine's message."""
-    nfe_step = request.get("nfe_step")
-    options = validate_options(config.default_nfe_step if nfe_step is None else nfe_step,
-                               request.get("speed", DEFAULTS.speed), request.get("cross_fade", DEFAULTS.cross_fade),
-                               request.get("remove_silence", DEFAULTS.remove_silence), request.get("seed"),
-                               request.get("duration_s"))
-    read_reference(request.get("ref_audio"), config.max_ref_seconds)
-    clean_text(request.get("gen_text"), "text to generate", config.max_text_chars)
-    ref_text = request.get("ref_text")
-    typed = ref_text.strip() if isinstance(ref_text, str) else ""
-    if not typed and not config.asr_model:
-        raise InputError(NO_ASR_MESSAGE)
-    if typed:
-        clean_text(typed, "reference text", config.max_text_chars)
-    prepared = dict(request)
-    prepared.update(nfe_step=options.nfe_step, speed=options.speed, cross_fade=options.cross_fade,
-                    remove_silence=options.remove_silence, seed=options.seed, duration_s=options.duration_s)
-    return prepared
+def prepare(config: EngineConfig, request: SynthesisRequest) -> SynthesisRequest:
+    """Check ``request`` with the engine's own validator (:meth:`SynthesisRequest.check`, the same
+    words, raised before anything is sent) and return it with its NFE steps and seed fixed."""
+    return request.check(config).request
 
 
 class RemoteRequest:
     """A prepared request sent to the workers of ``backend`` (a ``CeleryBackend``)."""
 
-    def __init__(self, backend: Any, request: dict[str, Any], stream: bool, on_progress: ProgressFn | None):
+    def __init__(self, backend: Any, request: SynthesisRequest, stream: bool, on_progress: ProgressFn | None):
         self.backend = backend
         self.request = request
         self.stream = stream
@@ -124,8 +105,8 @@ class RemoteRequest:
             with self.backend.submit_lock:  # one front-end: the bound is exact; several: checked before each send
                 if not resend and self.broker.queue_length() >= settings.max_queue:
                     raise BusyError(busy_message(settings.max_queue))
-                payload = {key: value for key, value in self.request.items() if key != "ref_audio"}
-                payload.update(stream=self.stream, ref_audio=self._upload_reference(self.request.get("ref_audio")))
+                payload = self.request.to_json()
+                payload.update(stream=self.stream, ref_audio=self._upload_reference(self.request.ref_audio))
                 expires = self.timeout_s - (time.monotonic() - self._sent) if resend else self.timeout_s
                 self.backend.app.send_task(SYNTHESIZE_TASK, args=[payload], task_id=self.task_id,
                                            expires=max(1.0, expires))

@@ -41,12 +41,11 @@ from redis.exceptions import LockError, RedisError
 from cluster import protocol
 from cluster.worker.runtime import WorkerRuntime
 from engine.errors import EngineError, InputError
+from engine.request import SynthesisRequest
 
 log = logging.getLogger(__name__)
 
 CLAIM_POLL_S = 0.5
-_REQUEST_FIELDS = ("ref_text", "gen_text", "nfe_step", "speed", "cross_fade", "remove_silence", "seed",
-                   "fallback_reason", "duration_s")
 _SCRATCH = Path(tempfile.gettempdir()) / f"f5-worker-{os.getpid()}"
 
 
@@ -150,10 +149,8 @@ def _synthesize(task: Any, runtime: WorkerRuntime, request: dict[str, Any], path
         except Exception:  # progress is cosmetic: never fail a request over it
             log.warning("progress of request %s not stored", task_id, exc_info=True)
 
-    kwargs = {name: request.get(name) for name in _REQUEST_FIELDS if name in request}
-    chunks = runtime.engine().synthesize_stream(ref_audio=str(path) if path else None, on_progress=on_progress,
-                                                fast_start=stream and bool(request.get("fast_start", True)),
-                                                **kwargs)
+    synthesis = SynthesisRequest.from_json(request, ref_audio=str(path) if path else None)
+    chunks = runtime.engine().stream(synthesis.replace(fast_start=stream and synthesis.fast_start), on_progress)
     result = None
     try:
         for chunk in chunks:

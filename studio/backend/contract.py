@@ -5,8 +5,9 @@ Implementations: :class:`studio.backend.local.LocalBackend` (this process's engi
 ``cluster.frontend.backend.CeleryBackend`` (Celery GPU workers). Both import this module and
 nothing else of ``studio``; this module imports only ``engine``.
 
-    result = backend.synthesize(ref_audio=..., ref_text=..., gen_text=..., on_progress=...)
-    for chunk in backend.synthesize_stream(...): ...
+    request = SynthesisRequest(ref_audio=..., ref_text=..., gen_text=..., seed=...)
+    result = backend.synthesize(request, on_progress=...)
+    for chunk in backend.synthesize_stream(request): ...
     backend.status()            # the EngineStatus the panel shows
 """
 
@@ -17,6 +18,7 @@ from typing import Any, Iterator, Mapping, Protocol
 
 from engine.options import DEFAULTS, RequestDefaults
 from engine.progress import ProgressFn
+from engine.request import SynthesisRequest
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import EngineStatus
 
@@ -60,11 +62,12 @@ class Backend(Protocol):
     name: str
     settings: FrontendSettings
 
-    def synthesize(self, *, on_progress: ProgressFn | None = None, **request: Any) -> SynthesisResult:
-        """One whole synthesis (``request``: the keyword arguments of ``Engine.synthesize``)."""
+    def synthesize(self, request: SynthesisRequest, on_progress: ProgressFn | None = None) -> SynthesisResult:
+        """One whole synthesis of ``request``."""
 
-    def synthesize_stream(self, *, on_progress: ProgressFn | None = None, **request: Any) -> Iterator[StreamChunk]:
-        """A streaming synthesis; bad input raises before anything is queued."""
+    def synthesize_stream(self, request: SynthesisRequest, on_progress: ProgressFn | None = None
+                          ) -> Iterator[StreamChunk]:
+        """A streaming synthesis of ``request``; bad input raises before anything is queued."""
 
     def status(self) -> EngineStatus:
         """The engine status the panel and ``/status`` show."""

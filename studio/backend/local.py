@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from engine.lifecycle import Lease
+from engine.request import SynthesisRequest
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import EngineStatus
 from studio.backend.contract import FrontendSettings, ProgressFn, WorkerStatus
@@ -27,13 +28,14 @@ class LocalBackend:
     def __repr__(self) -> str:
         return f"LocalBackend({self.engine.config!r})"
 
-    def synthesize(self, *, on_progress: ProgressFn | None = None, **request: Any) -> SynthesisResult:
-        """``Engine.synthesize`` on this process's engine."""
-        return self.engine.synthesize(on_progress=on_progress, **request)
+    def synthesize(self, request: SynthesisRequest, on_progress: ProgressFn | None = None) -> SynthesisResult:
+        """``Engine.generate`` on this process's engine."""
+        return self.engine.generate(request, on_progress)
 
-    def synthesize_stream(self, *, on_progress: ProgressFn | None = None, **request: Any) -> Iterator[StreamChunk]:
-        """``Engine.synthesize_stream`` on this process's engine."""
-        return self.engine.synthesize_stream(on_progress=on_progress, **request)
+    def synthesize_stream(self, request: SynthesisRequest, on_progress: ProgressFn | None = None
+                          ) -> Iterator[StreamChunk]:
+        """``Engine.stream`` on this process's engine."""
+        return self.engine.stream(request, on_progress)
 
     def status(self) -> EngineStatus:
         """``Engine.status()``."""

@@ -9,28 +9,32 @@ the app is assembled (at import on a Space, as ``spaces.GPU`` wants).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from engine import zerogpu
+from engine.request import SynthesisRequest
 from engine.results import SynthesisResult
 from studio.backend.contract import Backend
 
 ON_ZEROGPU = zerogpu.detect()
 
-WholeSynthesis = Callable[..., SynthesisResult]
+WholeSynthesis = Callable[[SynthesisRequest], SynthesisResult]
 
 
 def whole_synthesis(backend: Backend) -> WholeSynthesis:
     """``backend.synthesize``, inside ``spaces.GPU`` with a CPU rerun on a ZeroGPU Space."""
 
-    def on_gpu(**request: Any) -> SynthesisResult:
-        return backend.synthesize(**request)
+    def on_gpu(request: SynthesisRequest) -> SynthesisResult:
+        return backend.synthesize(request)
 
-    def on_cpu(fallback_reason: str | None = None, **request: Any) -> SynthesisResult:
+    def on_cpu(request: SynthesisRequest, fallback_reason: str | None = None) -> SynthesisResult:
         """ZeroGPU's fallback when the GPU call itself fails: the same request on the CPU."""
-        return backend.synthesize(fallback_reason=fallback_reason, **request)
+        return backend.synthesize(request.replace(fallback_reason=fallback_reason))
 
-    return zerogpu.with_zerogpu(on_gpu, on_cpu)
+    def gpu_seconds(request: SynthesisRequest) -> int:
+        return zerogpu.estimate_gpu_seconds(request.gen_text, request.nfe_step or backend.settings.default_nfe_step)
+
+    return zerogpu.with_zerogpu(on_gpu, on_cpu, gpu_seconds)
 
 
 def zerogpu_synthesis(backend: Backend) -> WholeSynthesis | None:

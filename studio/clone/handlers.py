@@ -17,12 +17,16 @@ import gradio as gr
 import numpy as np
 
 from engine.errors import EngineError
+from engine.request import SynthesisRequest
 from studio.backend import Backend
 from studio.backend import status as backend_status
 from studio.backend.zerogpu import WholeSynthesis, zerogpu_synthesis
 from studio.runner import ProgressRelay, StopRegistry, StopSignal, pump_stream
 from studio.settings import MAX_TEXT_FILE_BYTES
+from studio.audio_files import to_int16
+from studio.public import public_text
 from studio.ui import formatting as ui_format
+from studio.ui.panel_html import panel_html
 
 log = logging.getLogger(__name__)
 
@@ -35,28 +39,22 @@ def user_error(error: BaseException, action: str = "Synthesis") -> gr.Error:
         return error
     if isinstance(error, EngineError):
         log.info("%s refused: %s", action, error)
-        return gr.Error(ui_format.public_text(str(error)), print_exception=False)
+        return gr.Error(public_text(str(error)), print_exception=False)
     log.error("%s failed unexpectedly", action, exc_info=error)
     return gr.Error(GENERIC_FAILURE.format(action=action, kind=type(error).__name__), print_exception=False)
 
 
-def request_args(ref_audio: Any, ref_text: Any, gen_text: Any, nfe_step: Any, speed: Any, cross_fade: Any,
-                 remove_silence: Any, seed: Any) -> dict[str, Any]:
-    """UI-side checks and conversions; the engine validates everything (ranges with its own words)."""
+def clone_request(ref_audio: Any, ref_text: Any, gen_text: Any, nfe_step: Any, speed: Any, cross_fade: Any,
+                  remove_silence: Any, seed: Any) -> SynthesisRequest:
+    """The request of the clone tab's fields: UI-side checks and conversions only; the engine
+    validates everything (ranges with its own words)."""
     if not ref_audio:
         raise gr.Error("Please provide a reference audio clip (upload a file or record one).", print_exception=False)
     if gen_text is None or not str(gen_text).strip():
         raise gr.Error("The text to generate is empty. Please type some text.", print_exception=False)
-    return {
-        "ref_audio": str(ref_audio),
-        "ref_text": "" if ref_text is None else str(ref_text),
-        "gen_text": str(gen_text),
-        "nfe_step": int_if_whole(nfe_step),
-        "speed": speed,
-        "cross_fade": cross_fade,
-        "remove_silence": bool(remove_silence),
-        "seed": seed_arg(seed),
-    }
+    return SynthesisRequest(ref_audio=str(ref_audio), ref_text="" if ref_text is None else str(ref_text),
+                            gen_text=str(gen_text), nfe_step=int_if_whole(nfe_step), speed=speed,
+                            cross_fade=cross_fade, remove_silence=bool(remove_silence), seed=seed_arg(seed))
 
 
 def int_if_whole(value: Any) -> Any:
@@ -126,25 +124,25 @@ class CloneHandlers:
         self.whole = whole if whole is not None else zerogpu_synthesis(backend)
         self.describe_progress = progress_words(backend)
 
-    def _run_whole(self, args: dict[str, Any], relay: ProgressRelay):
+    def _run_whole(self, request: SynthesisRequest, relay: ProgressRelay):
         # ZeroGPU runs the call in a worker process: no progress callback goes there.
         if self.whole is not None:
-            return self.whole(**args, on_progress=None)
-        return self.backend.synthesize(**args, on_progress=relay)
+            return self.whole(request)
+        return self.backend.synthesize(request, relay)
 
     def synthesize(self, ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed,
                    progress=gr.Progress()):
         """API endpoint ``/synthesize``: the whole clip at once. Returns (audio file, details, seed used)."""
-        args = request_args(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
+        request = clone_request(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
         relay = ProgressRelay(progress, rewrite=self.describe_progress)
         try:
-            result = self._run_whole(args, relay)
+            result = self._run_whole(request, relay)
         except Exception as error:
             raise user_error(error) from None
         log.info("synthesized %.2f s of audio on %s in %.2f s (seed %s)", result.duration_s, result.device,
                  result.elapsed_s, result.seed)
         details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages)
-        return (result.sample_rate, ui_format.to_int16(result.audio)), details, result.seed
+        return (result.sample_rate, to_int16(result.audio)), details, result.seed
 
 
     def generate_stream(self, ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
@@ -156,7 +154,7 @@ class CloneHandlers:
         """
         if randomize:  # drawn here, so a stopped clip knows its seed too
             seed = secrets.randbelow(int(self.backend.settings.limits["seed"][1]) + 1)
-        args = request_args(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
+        synthesis = clone_request(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
         relay = ProgressRelay(progress, rewrite=self.describe_progress)
         key = getattr(request, "session_hash", None)
         signal = STOPS.start(key)
@@ -165,9 +163,9 @@ class CloneHandlers:
         relay(0.0, "Sending the request to the engine")
         try:
             if self.whole is not None:
-                result, played = self._run_whole(args, relay), None
+                result, played = self._run_whole(synthesis, relay), None
             else:
-                result, played = yield from self._stream_chunks(args, relay, signal)
+                result, played = yield from self._stream_chunks(synthesis, relay, signal)
         except Exception as error:
             raise user_error(error) from None
         finally:
@@ -175,12 +173,12 @@ class CloneHandlers:
         if result is None:  # stopped: keep what was made
             rate, pieces = played
             audio = np.concatenate(pieces) if pieces else None
-            log.info("stopped after %d chunk(s) (seed %s)", len(pieces), args["seed"])
+            log.info("stopped after %d chunk(s) (seed %s)", len(pieces), synthesis.seed)
             yield (gr.update(value=None if audio is None else (rate, audio),
-                             label=ui_format.result_label(args["seed"], stopped=True)), gr.skip(),
+                             label=ui_format.result_label(synthesis.seed, stopped=True)), gr.skip(),
                    gr.update(value=None, visible=False),
-                   ui_format.format_stopped(args["seed"], 0.0 if audio is None else len(audio) / rate, len(pieces)),
-                   args["seed"])
+                   ui_format.format_stopped(synthesis.seed, 0.0 if audio is None else len(audio) / rate, len(pieces)),
+                   synthesis.seed)
             return
         relay(1.0, "Rendering the spectrogram")
         image = None
@@ -191,15 +189,15 @@ class CloneHandlers:
         log.info("made %.2f s of audio in %d chunk(s) on %s in %.2f s (seed %s)", result.duration_s, result.chunks,
                  result.device, result.elapsed_s, result.seed)
         details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages)
-        yield (gr.update(value=(result.sample_rate, ui_format.to_int16(result.audio)),
+        yield (gr.update(value=(result.sample_rate, to_int16(result.audio)),
                          label=ui_format.result_label(result.seed)), gr.skip(),
                gr.update(value=image, visible=image is not None), details, result.seed)
 
 
-    def _stream_chunks(self, args: dict[str, Any], relay: ProgressRelay, signal: StopSignal | None = None):
+    def _stream_chunks(self, request: SynthesisRequest, relay: ProgressRelay, signal: StopSignal | None = None):
         """Yield each new chunk to the live player; return ``(the engine's result, None)``, or
         ``(None, (sample rate, the int16 chunks played so far))`` when ``signal`` stopped it."""
-        events = pump_stream(lambda on_progress: self.backend.synthesize_stream(**args, on_progress=on_progress),
+        events = pump_stream(lambda on_progress: self.backend.synthesize_stream(request, on_progress),
                              stop_signal=signal)
         result, rate = None, 0
         pieces: list[np.ndarray] = []
@@ -209,7 +207,7 @@ class CloneHandlers:
                     relay(*payload)
                     continue
                 if payload.audio is not None and len(payload.audio):
-                    pieces.append(ui_format.to_int16(payload.audio))
+                    pieces.append(to_int16(payload.audio))
                     rate = payload.sample_rate
                     yield gr.skip(), (payload.sample_rate, pieces[-1]), gr.skip(), gr.skip(), gr.skip()
                     relay.repeat()  # a yield clears the bar; put it back at once
@@ -253,7 +251,7 @@ class CloneHandlers:
     def status_panel(self) -> str:
         """The engine panel's HTML; never raises (the timer calls it every 2 s)."""
         try:
-            return backend_status.panel_html(self.backend)  # local: one engine's cards, as always
+            return panel_html(self.backend)  # local: one engine's cards, as always
         except Exception as error:
             log.exception("reading the engine status failed")
             return ui_format.status_error_html(f"Status unavailable: {type(error).__name__}")

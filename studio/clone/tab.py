@@ -12,7 +12,7 @@ import gradio as gr
 from studio.backend import FrontendSettings
 from studio.clone.handlers import CloneHandlers, read_text_file, stop_generation
 from studio.ui import feedback
-from studio.voices import handlers as library_handlers
+from studio.voices.handlers import VoiceHandlers
 from studio.voices.bundled import Voice
 from studio.voices.reference_check import on_reference_change
 
@@ -147,7 +147,8 @@ def generate_ui(handlers: CloneHandlers):
     return generate
 
 
-def wire_clone_tab(tab: CloneTab, settings: FrontendSettings, handlers: CloneHandlers) -> CloneEvents:
+def wire_clone_tab(tab: CloneTab, settings: FrontendSettings, handlers: CloneHandlers,
+                   library_handlers: VoiceHandlers) -> CloneEvents:
     """Connect the tab's events, and the API's ``/synthesize`` (inside the Blocks context)."""
     form = [tab.ref_audio, tab.ref_text, tab.gen_text, tab.nfe_step, tab.speed, tab.cross_fade,
             tab.remove_silence, tab.seed]

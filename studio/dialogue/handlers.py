@@ -19,8 +19,8 @@ from studio.dialogue.script import Turn, parse_script
 from studio.runner import ProgressRelay, pump_stream
 from studio.settings import StudioSettings
 from studio.ui import feedback
-from studio.ui.formatting import to_int16
-from studio.voices.library import get_library
+from studio.audio_files import to_int16
+from studio.voices.library import VoiceLibrary
 from studio.voices.references import Upload, available_names, check_clips, resolve, uploaded_references
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,10 @@ MIX_LABEL = "Mixed dialogue"
 TIMING_HEADERS = ["#", "line", "voice", "text", "start (s)", "end (s)"]
 
 
-def prepare(script: Any, uploads: list[Upload], settings: FrontendSettings, limits: StudioSettings
-            ) -> tuple[list, dict]:
-    """The checked script and a voice per speaker; raises with every problem before any work."""
-    library = get_library()
+def prepare(script: Any, uploads: list[Upload], settings: FrontendSettings, limits: StudioSettings,
+            library: VoiceLibrary) -> tuple[list, dict]:
+    """The checked script and a voice per speaker (from ``library`` or the uploads); raises with
+    every problem before any work."""
     uploaded = uploaded_references(uploads)
     items = parse_script(None if script is None else str(script), available_names(library, uploaded),
                          max_lines=limits.max_script_lines, max_text_chars=settings.max_text_chars,
@@ -80,8 +80,9 @@ class DialogueHandlers:
     """The Dialogue tab's Generate and the API's ``/dialogue`` on one backend (made where the page is
     assembled)."""
 
-    def __init__(self, backend: Backend, limits: StudioSettings):
+    def __init__(self, backend: Backend, limits: StudioSettings, library: VoiceLibrary):
         self.backend = backend
+        self.library = library
         self.limits = limits  # script lines, pauses (read at start-up)
         self.whole = zerogpu_synthesis(backend)  # ZeroGPU: each line whole inside spaces.GPU; None elsewhere
         self.describe_progress = progress_words(backend)
@@ -90,7 +91,7 @@ class DialogueHandlers:
         """Check everything; returns (spoken lines, a function that starts the run given an ``on_progress``)."""
         gap = _gap(gap_s)
         try:
-            items, references = prepare(script, uploads, self.backend.settings, self.limits)
+            items, references = prepare(script, uploads, self.backend.settings, self.limits, self.library)
         except Exception as error:
             raise user_error(error, "The dialogue") from None
         total = sum(isinstance(item, Turn) for item in items)

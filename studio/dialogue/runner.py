@@ -23,6 +23,7 @@ import numpy as np
 from engine.errors import BusyError, InputError
 from engine.options import DEFAULTS
 from engine.progress import ProgressFn
+from engine.request import SynthesisRequest
 from engine.results import StreamChunk
 from studio.dialogue.script import Pause, Turn
 from studio.voices.names import name_key
@@ -125,14 +126,14 @@ def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference],
             speed = item.speed if item.speed is not None else DEFAULTS.speed
             clip_parts: list[np.ndarray] = []
             result = None
-            request = dict(ref_audio=str(ref.clip_path), ref_text=ref.ref_text, gen_text=item.text,
-                           nfe_step=nfe_step, speed=speed, cross_fade=DEFAULTS.cross_fade, remove_silence=False,
-                           seed=seed)
+            request = SynthesisRequest(ref_audio=str(ref.clip_path), ref_text=ref.ref_text, gen_text=item.text,
+                                       nfe_step=nfe_step, speed=speed, cross_fade=DEFAULTS.cross_fade,
+                                       remove_silence=False, seed=seed)
             try:
                 if synthesize_whole is not None:  # ZeroGPU: one whole call per line, no progress from there
-                    stream = iter(_as_chunks(synthesize_whole(**request, on_progress=None)))
+                    stream = iter(_as_chunks(synthesize_whole(request)))
                 else:
-                    stream = backend.synthesize_stream(**request, on_progress=lambda f, m, i=index, label=label:
+                    stream = backend.synthesize_stream(request, lambda f, m, i=index, label=label:
                                                        progress((i - 1 + f) / len(turns), f"{label}: {m}"))
                 with contextlib.closing(stream):
                     for chunk in stream:

@@ -21,7 +21,7 @@ from studio.dubbing.subtitles import Cue, decode, parse_subtitles, speakers
 from studio.runner import ProgressRelay
 from studio.settings import StudioSettings
 from studio.ui import feedback
-from studio.voices.library import VoiceNotFound, get_library
+from studio.voices.library import VoiceLibrary, VoiceNotFound
 from studio.voices.names import name_key
 from studio.voices.references import check_clips, resolve
 
@@ -91,7 +91,8 @@ def json_depth(raw: str) -> int:
     return deepest
 
 
-def assign_voices(cues: list[Cue], mapping: dict[str, str], default_voice: str | None) -> dict[int, str]:
+def assign_voices(cues: list[Cue], mapping: dict[str, str], default_voice: str | None, library: VoiceLibrary
+                  ) -> dict[int, str]:
     """Each cue's voice name: its speaker's voice, else the voice for all, else a library voice of
     the speaker's own name; every cue left without one is named in the error."""
     in_file = {name_key(s): s for s in speakers(cues)}
@@ -101,7 +102,6 @@ def assign_voices(cues: list[Cue], mapping: dict[str, str], default_voice: str |
             listed = ", ".join(in_file.values()) or "none"
             raise InputError(f"Speaker {speaker!r} has a voice but is not in the subtitles (speakers: {listed}).")
         chosen[name_key(speaker)] = voice
-    library = get_library()
     voices: dict[int, str] = {}
     missing: dict[str, list[int]] = {}
     for cue in cues:
@@ -126,11 +126,11 @@ def assign_voices(cues: list[Cue], mapping: dict[str, str], default_voice: str |
 
 
 def prepare(path: Any, mapping: dict[str, str], default_voice: str | None, settings: FrontendSettings,
-            limits: StudioSettings):
+            limits: StudioSettings, library: VoiceLibrary):
     """The checked cues, each cue's :class:`Reference` and the checked clips, before any work."""
     cues = read_cues(path, settings, limits)
-    names = assign_voices(cues, mapping, default_voice)
-    references = resolve(names.values(), get_library(), {})
+    names = assign_voices(cues, mapping, default_voice, library)
+    references = resolve(names.values(), library, {})
     by_cue = {number: references[name_key(name)] for number, name in names.items()}
     clips = check_clips(references.values(), settings.max_ref_seconds)
     return cues, by_cue, clips
@@ -149,25 +149,20 @@ def write_outputs(result: DubResult) -> dict[str, str]:
     return {"track": str(track), "zip": str(archive)}
 
 
-def _voice_names() -> list[str]:
-    from studio.voices.handlers import voice_names
-
-    return voice_names()
-
-
 class DubbingHandlers:
     """The Dubbing tab's upload and Dub, and the API's ``/dub``, on one backend (made where the page
     is assembled)."""
 
-    def __init__(self, backend: Backend, limits: StudioSettings):
+    def __init__(self, backend: Backend, limits: StudioSettings, library: VoiceLibrary):
         self.backend = backend
+        self.library = library
         self.limits = limits  # cues, track length (read at start-up)
         self.whole = zerogpu_synthesis(backend)  # ZeroGPU: each cue whole inside spaces.GPU; None elsewhere
         self.describe_progress = progress_words(backend)
 
     def _run(self, path, mapping, default_voice, nfe_step, seed, relay, should_stop=None):
         """Check everything, then the dub's events (nothing runs before the first one is asked for)."""
-        cues, by_cue, clips = prepare(path, mapping, default_voice, self.backend.settings, self.limits)
+        cues, by_cue, clips = prepare(path, mapping, default_voice, self.backend.settings, self.limits, self.library)
         return len(cues), run_dub(cues, by_cue, clips, self.backend, nfe_step=int_if_whole(nfe_step),
                                   seed=seed_arg(seed), on_progress=relay, synthesize_whole=self.whole,
                                   should_stop=should_stop)
@@ -200,7 +195,7 @@ class DubbingHandlers:
         except Exception as error:  # under the file, one problem per line, until the next upload
             return ("", feedback.error_html(user_error(error, "Reading the subtitles").message), [], *hidden)
         found = speakers(cues)
-        names = {name_key(n): n for n in _voice_names()}
+        names = {name_key(n): n for n in self._voice_names()}
         updates = [gr.update(visible=True, label=f"Voice for {s}", choices=list(names.values()),
                              value=names.get(name_key(s))) for s in found[:SPEAKER_SLOTS]]
         updates += hidden[len(updates):]
@@ -210,6 +205,14 @@ class DubbingHandlers:
                       if len(found) > SPEAKER_SLOTS else ""))
         return (summary, "", found, *updates)
 
+
+    def _voice_names(self) -> list[str]:
+        """Every voice's name ([] when the library cannot be read: logged)."""
+        try:
+            return [entry.name for entry in self.library.list()]
+        except Exception:
+            log.exception("listing the voices failed")
+            return []
 
     def dub_ui(self, path, default_voice, found_speakers, nfe_step, seed, voice_1, voice_2, voice_3, voice_4,
                voice_5, voice_6, progress=gr.Progress(), request: gr.Request = None):

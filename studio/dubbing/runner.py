@@ -27,6 +27,7 @@ from engine.audio_input import ReferenceClip
 from engine.errors import BusyError, InputError
 from engine.options import DEFAULTS, LIMITS
 from engine.progress import ProgressFn
+from engine.request import SynthesisRequest
 from engine.text_input import estimated_frames, reference_for_model
 from studio.audio_files import fade_out
 from studio.dubbing.subtitles import Cue, format_time
@@ -166,14 +167,14 @@ def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str
             natural = natural_seconds(clips[name_key(ref.name)], ref.ref_text, cue.text)
             wanted = target_seconds(natural, cue.slot_s)
             label = f"Cue {cue.number} of {len(cues)} ({ref.name})"
-            request = dict(ref_audio=str(ref.clip_path), ref_text=ref.ref_text, gen_text=cue.text, nfe_step=nfe_step,
-                           speed=DEFAULTS.speed, cross_fade=DEFAULTS.cross_fade, remove_silence=False, seed=seed,
-                           duration_s=wanted)
+            request = SynthesisRequest(ref_audio=str(ref.clip_path), ref_text=ref.ref_text, gen_text=cue.text,
+                                       nfe_step=nfe_step, speed=DEFAULTS.speed, cross_fade=DEFAULTS.cross_fade,
+                                       remove_silence=False, seed=seed, duration_s=wanted)
             try:
                 if synthesize_whole is not None:
-                    result = synthesize_whole(**request, on_progress=None)
+                    result = synthesize_whole(request)
                 else:
-                    result = backend.synthesize(**request, on_progress=lambda f, m, n=cue.number, label=label:
+                    result = backend.synthesize(request, lambda f, m, n=cue.number, label=label:
                                                 progress((n - 1 + f) / len(cues), f"{label}: {m}"))
             except (InputError, BusyError) as error:
                 raise type(error)(f"{cue.where().capitalize()}: {error}") from None

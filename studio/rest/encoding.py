@@ -23,7 +23,7 @@ from typing import Any
 import av
 import numpy as np
 
-from studio.ui.formatting import to_int16
+from studio.audio_files import to_int16
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import BusyError, EngineError, InputError, ModelUnavailableError, UnavailableError
-from studio.ui.formatting import public_text
+from studio.public import public_text
 
 log = logging.getLogger(__name__)
 

@@ -11,19 +11,17 @@ in progress; the thread closes the iterator itself.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from typing import AsyncIterator, Callable, Iterator, TypeVar
 
-log = logging.getLogger(__name__)
+from studio.runner import DONE, ERROR, drive_in_own_thread
 
 T = TypeVar("T")
 
-_ITEM, _ERROR, _DONE = "item", "error", "done"
-
 
 async def iterate_in_thread(make: Callable[[], Iterator[T]], name: str = "f5-rest") -> AsyncIterator[T]:
-    """Yield the items of ``make()``, which is called and iterated in a new daemon thread.
+    """Yield the items of ``make()``, which is called and iterated in a new daemon thread (the one
+    pump, ``studio.runner.drive_in_own_thread``).
 
     An exception raised there is raised here, at the point of the stream where it happened."""
     loop = asyncio.get_running_loop()
@@ -36,34 +34,13 @@ async def iterate_in_thread(make: Callable[[], Iterator[T]], name: str = "f5-res
         except RuntimeError:  # the event loop is gone (server shutting down): nobody is listening
             stop.set()
 
-    def run() -> None:
-        iterator = None
-        try:
-            iterator = make()
-            for item in iterator:
-                if stop.is_set():
-                    break
-                hand_over(_ITEM, item)
-                if stop.is_set():
-                    break
-        except BaseException as error:  # raised again in the consumer, which reports it
-            hand_over(_ERROR, error)
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    log.exception("closing the stream failed")
-            hand_over(_DONE, None)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
+    drive_in_own_thread(make, hand_over, stop, name)
     try:
         while True:
             kind, value = await items.get()
-            if kind == _DONE:
+            if kind == DONE:
                 return
-            if kind == _ERROR:
+            if kind == ERROR:
                 raise value  # type: ignore[misc]
             yield value  # type: ignore[misc]
     finally:

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from studio.backend import Backend
 from studio.backend import status as backend_status
 from studio.backend.zerogpu import zerogpu_synthesis
+from studio.public import public_text
 from studio.rest.auth import require_key
 from studio.rest.bodies import audio_body, sse_body
 from studio.rest.errors import ApiError, from_engine_error
@@ -31,7 +32,6 @@ from studio.rest.pump import iterate_in_thread
 from studio.rest.schemas import ModelCard, ModelList, SpeechRequest, VoiceCard, VoiceList
 from studio.rest.speech import MODEL_ALIASES, MODEL_ID, encoded_pieces, plan_speech
 from studio.rest.voices import OPENAI_VOICES, VoiceCatalog
-from studio.ui import formatting as ui_format
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def voice_card(entry: Any) -> VoiceCard:
     """A voice of the catalog as ``GET /v1/voices`` lists it."""
     return VoiceCard(id=entry.name, name=entry.name, ref_text=entry.ref_text or "", note=entry.note or "",
                      read_only=bool(entry.read_only), usable=not entry.error,
-                     error=ui_format.public_text(entry.error) if entry.error else None)
+                     error=public_text(entry.error) if entry.error else None)
 
 
 HEALTH_RETRY_AFTER_S = 10

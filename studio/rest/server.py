@@ -22,7 +22,7 @@ from studio.rest.connections import bounded_protocol
 from studio.rest.errors import install_error_handlers
 from studio.rest.guard import KeyGuard, gradio_session_check
 from studio.rest.routes import add_health_route, build_router
-from studio.rest.voices import VoiceCatalog, voice_source
+from studio.rest.voices import VoiceCatalog, VoiceSource
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +38,19 @@ def use_threads(demo: gr.Blocks, max_threads: int) -> None:
     demo._queue.max_thread_count = max_threads
 
 
-def create_app(backend: Backend, demo: gr.Blocks, launch_options: dict[str, Any], *, api_key: str | None = None,
-               default_voice: str = "") -> FastAPI:
+def create_app(backend: Backend, demo: gr.Blocks, launch_options: dict[str, Any], library: VoiceSource, *,
+               api_key: str | None = None, default_voice: str = "") -> FastAPI:
     """The FastAPI app: the REST API under ``/v1``, ``/healthz``, and ``demo`` at ``/``.
 
-    ``launch_options`` are ``demo.launch()``'s keyword arguments; ``api_key`` (F5_API_KEY) guards
+    ``launch_options`` are ``demo.launch()``'s keyword arguments; ``library`` is the voice library
+    the page uses too (the API's voices); ``api_key`` (F5_API_KEY) guards
     the API and the page; ``default_voice`` (F5_DEFAULT_VOICE) is what OpenAI's voice names get."""
     app = FastAPI(title="F5 Voice Studio API", version="1", docs_url="/v1/docs", redoc_url=None,
                   openapi_url="/v1/openapi.json")
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=body_limit_bytes(backend.settings.max_text_chars))
     add_health_route(app, backend)
-    app.include_router(build_router(backend, lambda: VoiceCatalog(voice_source(), default_voice), api_key))
+    app.include_router(build_router(backend, lambda: VoiceCatalog(library, default_voice), api_key))
     options = dict(launch_options)
     uploads.install()  # a form field with no filename: a 400 with a message, not Gradio's bare 500
     gradio_errors.install()  # Gradio's own refusals carry a message to API clients, not {"error": null}

@@ -1,4 +1,4 @@
-"""One speech request: from the checked body to the engine's arguments, then to encoded pieces.
+"""One speech request: from the checked body to a typed SynthesisRequest, then to encoded pieces.
 
 :func:`plan_speech` turns a :class:`SpeechRequest` into a :class:`SpeechJob` (or an
 :class:`ApiError`: unknown model or voice, text too long). :func:`encoded_pieces` runs the job on
@@ -13,8 +13,10 @@ import contextlib
 import dataclasses
 import secrets
 import urllib.parse
-from typing import Any, Iterator
+from typing import Iterator
 
+from engine.options import DEFAULTS
+from engine.request import SynthesisRequest
 from engine.results import StreamChunk, SynthesisResult
 from studio.backend import Backend, FrontendSettings
 from studio.backend.zerogpu import WholeSynthesis
@@ -38,7 +40,7 @@ class SpeechJob:
     speed_used: float
     seed: int
     input_chars: int
-    engine_args: dict[str, Any]  # keyword arguments of Backend.synthesize_stream
+    synthesis: SynthesisRequest  # what the backend is asked to make
 
     def headers(self) -> dict[str, str]:
         """What the client is told before the audio: the voice, speed and seed really used."""
@@ -85,26 +87,23 @@ def plan_speech(body: SpeechRequest, settings: FrontendSettings, catalog: VoiceC
     speed = speed_for_engine(body.speed, settings)
     seed = body.seed if body.seed is not None and body.seed != -1 else secrets.randbelow(
         int(settings.limits["seed"][1]) + 1)
-    args: dict[str, Any] = {"ref_audio": str(voice.clip_path), "ref_text": voice.ref_text or "",
-                            "gen_text": body.input, "speed": speed, "seed": seed}
-    if body.nfe_step is not None:
-        args["nfe_step"] = body.nfe_step
-    if body.cross_fade is not None:
-        args["cross_fade"] = body.cross_fade
+    synthesis = SynthesisRequest(ref_audio=str(voice.clip_path), ref_text=voice.ref_text or "", gen_text=body.input,
+                                 nfe_step=body.nfe_step, speed=speed, seed=seed,
+                                 cross_fade=DEFAULTS.cross_fade if body.cross_fade is None else body.cross_fade)
     return SpeechJob(voice=voice.name, format=FORMATS[body.response_format], sse=body.stream_format == "sse",
-                     speed_used=speed, seed=seed, input_chars=length, engine_args=args)
+                     speed_used=speed, seed=seed, input_chars=length, synthesis=synthesis)
 
 
-def engine_chunks(backend: Backend, args: dict[str, Any], whole: WholeSynthesis | None = None
+def engine_chunks(backend: Backend, synthesis: SynthesisRequest, whole: WholeSynthesis | None = None
                   ) -> Iterator[StreamChunk]:
-    """The engine's chunks for ``args``: its stream (first chunk split early so audio starts soon),
+    """The engine's chunks for ``synthesis``: its stream (first chunk split early so audio starts soon),
     or with ``whole`` (on a ZeroGPU Space: ``studio.backend.zerogpu``) one whole synthesis as a
     single chunk, as the page does there."""
     if whole is not None:
-        result = whole(**args)
+        result = whole(synthesis)
         yield StreamChunk(index=0, total=1, audio=result.audio, sample_rate=result.sample_rate, result=result)
         return
-    stream = backend.synthesize_stream(**args, fast_start=True)
+    stream = backend.synthesize_stream(synthesis.replace(fast_start=True))
     with contextlib.closing(stream):
         yield from stream
 
@@ -112,7 +111,7 @@ def engine_chunks(backend: Backend, args: dict[str, Any], whole: WholeSynthesis 
 def encoded_pieces(backend: Backend, job: SpeechJob, whole: WholeSynthesis | None = None) -> Iterator[Piece]:
     """Run ``job`` and encode each chunk as it arrives (call and iterate from one thread)."""
     encoder: StreamEncoder | None = None
-    chunks = engine_chunks(backend, job.engine_args, whole)
+    chunks = engine_chunks(backend, job.synthesis, whole)
     try:
         for chunk in chunks:
             if encoder is None:

@@ -1,7 +1,8 @@
 """Which voices the REST API offers, and how a request's ``voice`` becomes a reference clip.
 
-The voices come from a :class:`VoiceSource`: the voice library (``studio.voices.library``, its
-``get_library()``: the saved voices and the bundled, read-only example voices). A name is only
+The voices come from a :class:`VoiceSource`: the voice library (``studio.voices.library``: the
+saved voices and the bundled, read-only example voices), handed to ``create_app`` where the app is
+assembled. A name is only
 ever looked up in that catalog, never joined into a path, so no request can point the engine at a
 file outside the voice store.
 
@@ -14,8 +15,9 @@ that lists the voices there are.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
+
+from studio.voices.library import VoiceEntry
 
 log = logging.getLogger(__name__)
 
@@ -24,32 +26,14 @@ OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "no
                  "marin", "cedar")
 
 
-class VoiceEntry(Protocol):
-    """What the API reads of a voice (the voice library's ``VoiceEntry`` has these fields)."""
-
-    name: str
-    clip_path: Path
-    ref_text: str
-    note: str
-    read_only: bool
-    error: str | None  # None, or why the clip cannot be used
-
-
 class VoiceSource(Protocol):
     """A catalog of voices (the voice library, or a stand-in in tests)."""
 
-    def list(self) -> list[Any]:
-        """Every voice (objects shaped like :class:`VoiceEntry`)."""
+    def list(self) -> list[VoiceEntry]:
+        """Every voice."""
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str) -> VoiceEntry:
         """The voice called ``name``; raises a ``LookupError`` when there is none."""
-
-
-def voice_source() -> VoiceSource:
-    """The process's voice library."""
-    from studio.voices.library import get_library
-
-    return get_library()
 
 
 class UnknownVoice(LookupError):
@@ -71,7 +55,7 @@ class VoiceCatalog:
         self.source = source
         self.default_voice = default_voice
 
-    def entries(self) -> list[Any]:
+    def entries(self) -> list[VoiceEntry]:
         """Every voice of the source."""
         return list(self.source.list())
 
@@ -82,7 +66,7 @@ class VoiceCatalog:
         usable = [entry.name for entry in self.entries() if not entry.error]
         return usable[0] if usable else None
 
-    def resolve(self, requested: str) -> Any:
+    def resolve(self, requested: str) -> VoiceEntry:
         """The voice entry for ``requested``: the name itself, an OpenAI voice name (the default
         voice), or a unique case-insensitive match. Raises :class:`UnknownVoice` or
         :class:`UnusableVoice`."""
@@ -104,7 +88,7 @@ class VoiceCatalog:
             raise UnusableVoice(f"The voice {entry.name!r} cannot be used: {entry.error}")
         return entry
 
-    def _lookup(self, name: str) -> Any | None:
+    def _lookup(self, name: str) -> VoiceEntry | None:
         try:
             return self.source.get(name)
         except (LookupError, ValueError):  # not there, or not even a valid name for the catalog

@@ -13,14 +13,14 @@ import html
 import time
 from typing import Callable
 
-from studio.ui import formatting as ui_format
+from studio.public import public_text
 
 MIN_FRACTION_FOR_ESTIMATE = 0.02  # before 2 % of a job is done the estimate is noise: none is shown
 
 
 def error_html(message: str) -> str:
     """``message`` (its lines: one problem each) as the page's in-place error block."""
-    lines = [line.strip() for line in ui_format.public_text(str(message)).splitlines() if line.strip()]
+    lines = [line.strip() for line in public_text(str(message)).splitlines() if line.strip()]
     body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
     return f'<div class="field-error" role="alert">{body}</div>'
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import logging
 import math
-import re
 import time
 from typing import Any
 
@@ -20,34 +18,6 @@ log = logging.getLogger(__name__)
 EXACT_PRECISION = "exact (full precision)"  # the Precision card when the fast mode is off
 CPU_FALLBACK_NOTICE = Notice(NoticeKind.CPU_FALLBACK,
                              "The accelerator failed, so this clip was made on the CPU fallback (slower, same voice).")
-
-
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/])/(?:[^\s/'\"`,;:()]+/)+([^\s/'\"`,;:()]+)")
-
-
-#: The status fields that carry free text (and so may carry server paths).
-_STATUS_TEXT_FIELDS = ("last_error", "model")
-
-
-def public_text(message: str) -> str:
-    """``message`` with server paths cut to their last part ('/srv/models/x/model.pt' -> '…/model.pt').
-
-    What the page and the API show; the log keeps the full text for the operator."""
-    return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), message)
-
-
-def public_status(status: EngineStatus) -> EngineStatus:
-    """``status`` fit to show (on the page or through an API): :func:`public_text` applied to its
-    free-text fields."""
-    cut = {key: public_text(getattr(status, key)) for key in _STATUS_TEXT_FIELDS
-           if isinstance(getattr(status, key), str)}
-    return dataclasses.replace(status, **cut)
-
-
-def to_int16(audio: np.ndarray) -> np.ndarray:
-    """1-D float audio in [-1, 1] -> int16 PCM (clipped; NaN becomes 0)."""
-    samples = np.nan_to_num(np.asarray(audio, dtype=np.float32).reshape(-1), nan=0.0, posinf=1.0, neginf=-1.0)
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
 
 
 def format_seconds(seconds: float) -> str:

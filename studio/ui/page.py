@@ -17,11 +17,12 @@ from studio.dialogue.handlers import DialogueHandlers
 from studio.dialogue.tab import build_dialogue_tab, wire_dialogue_tab
 from studio.dubbing.handlers import DubbingHandlers
 from studio.dubbing.tab import build_dubbing_tab, wire_dubbing_tab
-from studio.settings import ASSETS_DIR, StudioSettings, max_threads, studio_settings
+from studio.settings import ASSETS_DIR, StudioSettings, max_threads
 from studio.ui import formatting as ui_format
 from studio.ui.api_tab import build_api_tab, wire_api_tab
 from studio.ui.engine_panel import build_engine_panel, wire_engine_panel
-from studio.voices import handlers as library_handlers
+from studio.voices.handlers import VoiceHandlers
+from studio.voices.library import VoiceLibrary
 from studio.voices.bundled import load_voices
 from studio.voices.tab import build_voices_tab, wire_voices_tab
 
@@ -71,12 +72,13 @@ document.addEventListener("keydown", (event) => {
 </script>"""
 
 
-def build_demo(backend: Backend, studio: StudioSettings | None = None) -> gr.Blocks:
+def build_demo(backend: Backend, studio: StudioSettings, library: VoiceLibrary) -> gr.Blocks:
     """The Blocks app on ``backend`` (forms and limits follow its settings); every handler is
-    made here, on that backend (and ``studio``: the app's settings, read at start-up)."""
+    made here, on that backend, ``studio`` (the app's settings, read at start-up) and ``library``
+    (the voice library)."""
     settings = backend.settings
-    studio = studio or studio_settings()
     handlers = CloneHandlers(backend)
+    library_handlers = VoiceHandlers(library)
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.HTML(HEADER)
         banner = ui_format.fast_mode_banner(settings.cpu_fast_mode, settings.cpu_fast_cfg_cutoff)
@@ -94,10 +96,10 @@ def build_demo(backend: Backend, studio: StudioSettings | None = None) -> gr.Blo
             with gr.Tab("API", id="api"):
                 api_text = build_api_tab(settings)
         panel = build_engine_panel(handlers)  # outside the tabs: the same panel under every tab
-        clone_events = wire_clone_tab(clone, settings, handlers)
-        voices_events = wire_voices_tab(voices)
-        dialogue_event = wire_dialogue_tab(dialogue, settings, DialogueHandlers(backend, studio))
-        dub_event = wire_dubbing_tab(dubbing, settings, DubbingHandlers(backend, studio))
+        clone_events = wire_clone_tab(clone, settings, handlers, library_handlers)
+        voices_events = wire_voices_tab(voices, library_handlers)
+        dialogue_event = wire_dialogue_tab(dialogue, settings, DialogueHandlers(backend, studio, library))
+        dub_event = wire_dubbing_tab(dubbing, settings, DubbingHandlers(backend, studio, library))
         wire_api_tab(api_text, settings, demo)
         wire_engine_panel(panel, demo, handlers)
         # The panel at once after a result (not 2 s later, still saying "busy").

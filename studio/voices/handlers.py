@@ -16,7 +16,7 @@ import numpy as np
 
 from studio.clone.handlers import user_error
 from studio.ui import feedback
-from studio.voices.library import VoiceEntry, get_library
+from studio.voices.library import VoiceEntry, VoiceLibrary
 
 log = logging.getLogger(__name__)
 
@@ -31,55 +31,6 @@ def _run(action: str, work, *args):
         raise user_error(error, action) from None
 
 
-# ---------------------------------------------------------------------- API
-
-
-def api_voices() -> list[dict[str, Any]]:
-    """API endpoint ``/voices``: every voice (bundled first) as dicts, no server paths."""
-    return _run("Listing the voices", lambda: [entry.to_dict() for entry in get_library().list()])
-
-
-def api_save_voice(name, ref_audio, ref_text, note) -> dict[str, Any]:
-    """API endpoint ``/save_voice``: store a clip (checked and trimmed as for cloning) under ``name``."""
-    return _run("Saving the voice", lambda: get_library().save(name, ref_audio, ref_text or "", note or "").to_dict())
-
-
-def api_rename_voice(name, new_name) -> dict[str, Any]:
-    """API endpoint ``/rename_voice``: give a saved voice another name."""
-    return _run("Renaming the voice", lambda: get_library().rename(name, new_name).to_dict())
-
-
-def api_delete_voice(name) -> list[dict[str, Any]]:
-    """API endpoint ``/delete_voice``: remove a saved voice; returns the voices left."""
-    def delete():
-        get_library().delete(name)
-        return [entry.to_dict() for entry in get_library().list()]
-
-    return _run("Deleting the voice", delete)
-
-
-# ---------------------------------------------------------------------- the page
-
-
-def voice_names() -> list[str]:
-    """Every voice's name, for the pickers ([] when the library cannot be read: logged)."""
-    try:
-        return [entry.name for entry in get_library().list()]
-    except Exception:
-        log.exception("listing the voices failed")
-        return []
-
-
-def table_rows(entries: list[VoiceEntry] | None = None) -> list[list[Any]]:
-    """The Voices tab's table (of ``entries``, default: the whole library)."""
-    rows = []
-    for entry in get_library().list() if entries is None else entries:
-        rows.append([entry.name, None if entry.seconds is None else round(entry.seconds, 1), entry.ref_text,
-                     entry.note, "bundled" if entry.read_only else "saved",
-                     f"⚠ {entry.error}" if entry.error else "ok"])
-    return rows
-
-
 def voices_hint(names: list[str]) -> str:
     """The Dialogue tab's line about which names a script may use."""
     if not names:
@@ -87,38 +38,14 @@ def voices_hint(names: list[str]) -> str:
     return "Voices you can use: " + ", ".join(f"`{html.escape(n)}`" for n in names) + "."
 
 
-def library_views(pickers: int) -> tuple:
-    """Everything that shows the library, after it changed: ``pickers`` voice lists' choices, the
-    Voices tab's table, the Dialogue tab's list of names."""
-    try:
-        entries = get_library().list()
-    except Exception as error:  # a damaged index: say so; the pickers stay as they are
-        gr.Warning(user_error(error, "Listing the voices").message)
-        return (*[gr.skip() for _ in range(pickers)], [], voices_hint([]))
-    names = [entry.name for entry in entries]
-    return (*[gr.update(choices=names) for _ in range(pickers)], table_rows(entries), voices_hint(names))
-
-
 def _audio(entry: VoiceEntry):
     """The clip as (rate, int16) for a player (the data folder itself is never served)."""
     import soundfile as sf
 
-    from studio.ui.formatting import to_int16
+    from studio.audio_files import to_int16
 
     data, rate = sf.read(str(entry.clip_path), dtype="float32", always_2d=True)
     return rate, to_int16(np.mean(data, axis=1))
-
-
-def pick_voice(name):
-    """A voice picker's choice fills a reference: (the clip for the player, its transcript)."""
-    if not name:
-        return gr.skip(), gr.skip()
-
-    def pick():
-        entry = get_library().usable(name)
-        return _audio(entry), entry.ref_text
-
-    return _run("Loading the voice", pick)
 
 
 def _describe(entry: VoiceEntry) -> str:
@@ -136,54 +63,6 @@ def _failed(error: BaseException, action: str) -> str:
     return feedback.error_html(user_error(error, action).message)
 
 
-def show_voice(name):
-    """The Voices tab's selection: (its clip to play, a description, the rename box's value, Rename,
-    Delete (both off for a bundled read-only voice or none), the hidden Confirm delete, the status)."""
-    hidden = gr.update(visible=False)
-    if not name:
-        return None, "", "", gr.update(interactive=False), gr.update(interactive=False), hidden, ""
-    try:
-        entry = get_library().get(name)
-        audio = None if entry.error else _audio(entry)
-    except Exception as error:
-        return None, "", "", gr.skip(), gr.skip(), hidden, _failed(error, "Loading the voice")
-    editable = gr.update(interactive=not entry.read_only)
-    note = "The bundled example voices are read-only." if entry.read_only else ""
-    return audio, _describe(entry), entry.name, editable, editable, hidden, note
-
-
-def select_row(event: gr.SelectData):
-    """A click on a row of the Voices table selects its voice: (the selector, then :func:`show_voice`'s)."""
-    row = getattr(event, "row_value", None) or []
-    name = str(row[0]) if row else None
-    if not name:
-        return (gr.skip(), *show_voice(None))
-    return (name, *show_voice(name))
-
-
-def save_from_clone(name, ref_audio, ref_text, note) -> str:
-    """The clone tab's "Save this voice": the status under the button (a refusal in its place)."""
-    if not ref_audio:
-        return feedback.error_html("Upload or record a reference clip first, then save it as a voice.")
-    try:
-        entry = get_library().save(name, ref_audio, ref_text or "", note or "")
-    except Exception as error:
-        return _failed(error, "Saving the voice")
-    log.info("voice %r saved from the clone tab", entry.name)
-    return f"Saved **{html.escape(entry.name)}** ({entry.seconds:.1f} s): pick it in any voice list."
-
-
-def rename_selected(name, new_name):
-    """The Voices tab's Rename: (status, the new name for the selector, the info card)."""
-    if not name:
-        return feedback.error_html("Choose a voice to rename first."), gr.skip(), gr.skip()
-    try:
-        entry = get_library().rename(name, new_name)
-    except Exception as error:
-        return _failed(error, "Renaming the voice"), gr.skip(), gr.skip()
-    return f"Renamed **{html.escape(str(name))}** to **{html.escape(entry.name)}**.", entry.name, _describe(entry)
-
-
 def ask_delete(name):
     """The Voices tab's Delete: nothing is deleted yet; (the Confirm delete button, the status)."""
     if not name:
@@ -192,15 +71,125 @@ def ask_delete(name):
             f"Delete **{html.escape(str(name))}** for good? There is no undo: press *Confirm delete*.")
 
 
-def delete_selected(name):
-    """The Voices tab's Confirm delete: (status, the selector, player, info, rename box, Rename,
-    Delete, the hidden Confirm delete). A refusal leaves everything else as it was."""
-    hidden = gr.update(visible=False)
-    if not name:
-        return feedback.error_html("Choose a voice to delete first."), *[gr.skip()] * 6, hidden
-    try:
-        get_library().delete(name)
-    except Exception as error:
-        return _failed(error, "Deleting the voice"), *[gr.skip()] * 6, hidden
-    off = gr.update(interactive=False)
-    return f"Deleted **{html.escape(str(name))}**.", None, None, "", "", off, off, hidden
+class VoiceHandlers:
+    """The voice library's handlers (API endpoints, the Voices tab, the clone tab's picker and
+    "Save this voice") on one library, made where the app is assembled and handed in."""
+
+    def __init__(self, library: VoiceLibrary):
+        self.library = library
+
+    def api_voices(self) -> list[dict[str, Any]]:
+        """API endpoint ``/voices``: every voice (bundled first) as dicts, no server paths."""
+        return _run("Listing the voices", lambda: [entry.to_dict() for entry in self.library.list()])
+
+    def api_save_voice(self, name, ref_audio, ref_text, note) -> dict[str, Any]:
+        """API endpoint ``/save_voice``: store a clip (checked and trimmed as for cloning) under ``name``."""
+        return _run("Saving the voice", lambda: self.library.save(name, ref_audio, ref_text or "", note or "").to_dict())
+
+    def api_rename_voice(self, name, new_name) -> dict[str, Any]:
+        """API endpoint ``/rename_voice``: give a saved voice another name."""
+        return _run("Renaming the voice", lambda: self.library.rename(name, new_name).to_dict())
+
+    def api_delete_voice(self, name) -> list[dict[str, Any]]:
+        """API endpoint ``/delete_voice``: remove a saved voice; returns the voices left."""
+        def delete():
+            self.library.delete(name)
+            return [entry.to_dict() for entry in self.library.list()]
+
+        return _run("Deleting the voice", delete)
+
+    def voice_names(self) -> list[str]:
+        """Every voice's name, for the pickers ([] when the library cannot be read: logged)."""
+        try:
+            return [entry.name for entry in self.library.list()]
+        except Exception:
+            log.exception("listing the voices failed")
+            return []
+
+    def table_rows(self, entries: list[VoiceEntry] | None = None) -> list[list[Any]]:
+        """The Voices tab's table (of ``entries``, default: the whole library)."""
+        rows = []
+        for entry in self.library.list() if entries is None else entries:
+            rows.append([entry.name, None if entry.seconds is None else round(entry.seconds, 1), entry.ref_text,
+                         entry.note, "bundled" if entry.read_only else "saved",
+                         f"⚠ {entry.error}" if entry.error else "ok"])
+        return rows
+
+    def library_views(self, pickers: int) -> tuple:
+        """Everything that shows the library, after it changed: ``pickers`` voice lists' choices, the
+        Voices tab's table, the Dialogue tab's list of names."""
+        try:
+            entries = self.library.list()
+        except Exception as error:  # a damaged index: say so; the pickers stay as they are
+            gr.Warning(user_error(error, "Listing the voices").message)
+            return (*[gr.skip() for _ in range(pickers)], [], voices_hint([]))
+        names = [entry.name for entry in entries]
+        return (*[gr.update(choices=names) for _ in range(pickers)], self.table_rows(entries), voices_hint(names))
+
+    def pick_voice(self, name):
+        """A voice picker's choice fills a reference: (the clip for the player, its transcript)."""
+        if not name:
+            return gr.skip(), gr.skip()
+
+        def pick():
+            entry = self.library.usable(name)
+            return _audio(entry), entry.ref_text
+
+        return _run("Loading the voice", pick)
+
+    def show_voice(self, name):
+        """The Voices tab's selection: (its clip to play, a description, the rename box's value, Rename,
+        Delete (both off for a bundled read-only voice or none), the hidden Confirm delete, the status)."""
+        hidden = gr.update(visible=False)
+        if not name:
+            return None, "", "", gr.update(interactive=False), gr.update(interactive=False), hidden, ""
+        try:
+            entry = self.library.get(name)
+            audio = None if entry.error else _audio(entry)
+        except Exception as error:
+            return None, "", "", gr.skip(), gr.skip(), hidden, _failed(error, "Loading the voice")
+        editable = gr.update(interactive=not entry.read_only)
+        note = "The bundled example voices are read-only." if entry.read_only else ""
+        return audio, _describe(entry), entry.name, editable, editable, hidden, note
+
+    def select_row(self, event: gr.SelectData):
+        """A click on a row of the Voices table selects its voice: (the selector, then :func:`show_voice`'s)."""
+        row = getattr(event, "row_value", None) or []
+        name = str(row[0]) if row else None
+        if not name:
+            return (gr.skip(), *self.show_voice(None))
+        return (name, *self.show_voice(name))
+
+    def save_from_clone(self, name, ref_audio, ref_text, note) -> str:
+        """The clone tab's "Save this voice": the status under the button (a refusal in its place)."""
+        if not ref_audio:
+            return feedback.error_html("Upload or record a reference clip first, then save it as a voice.")
+        try:
+            entry = self.library.save(name, ref_audio, ref_text or "", note or "")
+        except Exception as error:
+            return _failed(error, "Saving the voice")
+        log.info("voice %r saved from the clone tab", entry.name)
+        return f"Saved **{html.escape(entry.name)}** ({entry.seconds:.1f} s): pick it in any voice list."
+
+    def rename_selected(self, name, new_name):
+        """The Voices tab's Rename: (status, the new name for the selector, the info card)."""
+        if not name:
+            return feedback.error_html("Choose a voice to rename first."), gr.skip(), gr.skip()
+        try:
+            entry = self.library.rename(name, new_name)
+        except Exception as error:
+            return _failed(error, "Renaming the voice"), gr.skip(), gr.skip()
+        return f"Renamed **{html.escape(str(name))}** to **{html.escape(entry.name)}**.", entry.name, _describe(entry)
+
+    def delete_selected(self, name):
+        """The Voices tab's Confirm delete: (status, the selector, player, info, rename box, Rename,
+        Delete, the hidden Confirm delete). A refusal leaves everything else as it was."""
+        hidden = gr.update(visible=False)
+        if not name:
+            return feedback.error_html("Choose a voice to delete first."), *[gr.skip()] * 6, hidden
+        try:
+            self.library.delete(name)
+        except Exception as error:
+            return _failed(error, "Deleting the voice"), *[gr.skip()] * 6, hidden
+        off = gr.update(interactive=False)
+        return f"Deleted **{html.escape(str(name))}**.", None, None, "", "", off, off, hidden

@@ -23,12 +23,15 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from engine.audio_input import TAIL_SILENCE_S, read_reference
 from studio.audio_files import audio_seconds, sha256, write_wav_atomically
 from studio.voices.bundled import Voice, load_voices
 from studio.voices.names import VoiceLibraryError, check_name, name_key
+
+if TYPE_CHECKING:
+    from studio.settings import StudioSettings
 
 log = logging.getLogger(__name__)
 
@@ -271,37 +274,8 @@ def _clean_field(value: object, limit: int, what: str) -> str:
     return text
 
 
-_library: VoiceLibrary | None = None
-_library_lock = threading.Lock()
-_clip_limit_s: float | None = None
-
-
-def use_clip_limit(max_ref_seconds: float) -> None:
-    """The longest reference clip the library accepts: the backend's, given where the app is
-    assembled (before the library is first used)."""
-    global _clip_limit_s
-    _clip_limit_s = float(max_ref_seconds)
-
-
-def get_library() -> VoiceLibrary:
-    """The process's library, made on first use from the settings (F5_DATA_DIR, F5_MAX_VOICES) and
-    the clip limit given to :func:`use_clip_limit` (else the engine's default, F5_MAX_REF_SECONDS)."""
-    global _library
-    if _library is None:
-        with _library_lock:
-            if _library is None:
-                from engine.config import ENV_VARS
-                from studio.settings import studio_settings
-
-                settings = studio_settings()
-                limit = _clip_limit_s if _clip_limit_s is not None else float(ENV_VARS["F5_MAX_REF_SECONDS"][0])
-                _library = VoiceLibrary(settings.data_dir, settings.max_voices, limit, load_voices())
-    return _library
-
-
-def set_library(library: VoiceLibrary | None) -> VoiceLibrary | None:
-    """Replace the process's library (tests); returns the previous one."""
-    global _library
-    with _library_lock:
-        previous, _library = _library, library
-    return previous
+def make_library(settings: "StudioSettings", max_ref_seconds: float) -> VoiceLibrary:
+    """The process's library: under ``settings.data_dir`` (F5_DATA_DIR), at most
+    ``settings.max_voices`` (F5_MAX_VOICES), clips up to the backend's ``max_ref_seconds``, plus the
+    bundled example voices. Made once where the app is assembled and handed to the page and the API."""
+    return VoiceLibrary(settings.data_dir, settings.max_voices, max_ref_seconds, load_voices())

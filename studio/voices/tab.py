@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio.voices import handlers as library_handlers
+from studio.voices.handlers import TABLE_HEADERS, TABLE_WIDTHS, VoiceHandlers, ask_delete
 
 INTRO = """Saved voices can be picked wherever a reference is needed: the **Voice clone** tab's *Saved voice*
 list, a name in a **Dialogue** script, a speaker in **Dubbing**. Save a voice from the Voice clone tab
@@ -35,8 +35,8 @@ class VoicesTab:
 def build_voices_tab() -> VoicesTab:
     """Lay out the tab (inside a ``gr.Tab`` opened by the caller)."""
     gr.Markdown(INTRO)
-    table = gr.Dataframe(headers=library_handlers.TABLE_HEADERS, value=None, interactive=False, wrap=True,
-                         column_widths=library_handlers.TABLE_WIDTHS, elem_id="voices-table",
+    table = gr.Dataframe(headers=TABLE_HEADERS, value=None, interactive=False, wrap=True,
+                         column_widths=TABLE_WIDTHS, elem_id="voices-table",
                          label="Voice library (click a row to select its voice)")
     with gr.Row(equal_height=True):
         selector = gr.Dropdown(label="Voice", choices=[], value=None, elem_id="voices-select", scale=4)
@@ -55,7 +55,7 @@ def build_voices_tab() -> VoicesTab:
                      status)
 
 
-def wire_voices_tab(tab: VoicesTab) -> dict[str, Any]:
+def wire_voices_tab(tab: VoicesTab, library_handlers: VoiceHandlers) -> dict[str, Any]:
     """Connect the tab and the library's API endpoints; returns the events that change the library
     (the page refreshes every voice list after them) and the refresh button's."""
     shown = [tab.player, tab.info, tab.new_name, tab.rename_btn, tab.delete_btn, tab.confirm_btn, tab.status]
@@ -68,7 +68,7 @@ def wire_voices_tab(tab: VoicesTab) -> dict[str, Any]:
                                    outputs=[tab.status, tab.selector, tab.info], concurrency_limit=None,
                                    api_visibility="private")
     # Delete asks first (there is no undo); only "Confirm delete" deletes.
-    tab.delete_btn.click(library_handlers.ask_delete, inputs=tab.selector, outputs=[tab.confirm_btn, tab.status],
+    tab.delete_btn.click(ask_delete, inputs=tab.selector, outputs=[tab.confirm_btn, tab.status],
                          queue=False, api_visibility="private")
     deleted = tab.confirm_btn.click(library_handlers.delete_selected, inputs=tab.selector,
                                     outputs=[tab.status, tab.selector, tab.player, tab.info, tab.new_name,

@@ -18,6 +18,8 @@ import engine
 from engine.errors import BusyError, InputError, ModelUnavailableError
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import DeviceMemory, FastModeStatus
+from studio.audio_files import to_int16
+from studio.public import public_text
 from studio import settings
 from studio.backend import LocalBackend
 from studio.clone import handlers
@@ -68,17 +70,17 @@ class StandInEngine:
     def unload(self):
         pass
 
-    def synthesize(self, **kwargs):
+    def generate(self, request, on_progress=None):
         result = None
-        for chunk in self.synthesize_stream(**kwargs):
+        for chunk in self.stream(request, on_progress):
             result = chunk.result
         return result
 
-    def synthesize_stream(self, on_progress=None, **kwargs):
-        self.calls.append(kwargs)
+    def stream(self, request, on_progress=None):
+        self.calls.append(dataclasses.asdict(request))
         if self.fail_with:
             raise self.fail_with
-        return self._stream(on_progress or (lambda f, m: None), kwargs.get("seed"))
+        return self._stream(on_progress or (lambda f, m: None), request.seed)
 
     def _stream(self, on_progress, seed):
         try:
@@ -162,8 +164,8 @@ def test_server_paths_are_cut_from_errors_and_status_but_logged(app_module, stan
 def test_public_text_leaves_everything_but_absolute_paths_alone():
     for text in ("ratio 1/2", "hub SWivid/F5-TTS@main + charactr/vocos-mel-24khz@main",
                  "see https://huggingface.co/SWivid/F5-TTS", "CUDA out of memory. Tried to allocate 2.00 GiB"):
-        assert ui_format.public_text(text) == text
-    assert ui_format.public_text("No such file: '/a/b/c.yaml'") == "No such file: '…/c.yaml'"
+        assert public_text(text) == text
+    assert public_text("No such file: '/a/b/c.yaml'") == "No such file: '…/c.yaml'"
 
 
 def test_unexpected_errors_are_logged_and_shown_generically(app_module, stand_in, caplog, clone):
@@ -312,7 +314,7 @@ def test_fast_mode_banner_is_empty_when_off():
 
 
 def test_to_int16_clips_and_cleans():
-    pcm = ui_format.to_int16(np.array([0.0, 0.5, 2.0, -3.0, np.nan], dtype=np.float32))
+    pcm = to_int16(np.array([0.0, 0.5, 2.0, -3.0, np.nan], dtype=np.float32))
     assert pcm.tolist() == [0, 16383, 32767, -32767, 0]
 
 

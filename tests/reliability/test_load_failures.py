@@ -13,7 +13,7 @@ import pytest
 from gradio_client.exceptions import AppError
 
 from engine.errors import ModelUnavailableError
-from studio.ui.formatting import public_text
+from studio.public import public_text
 
 from .breakage import breakages
 from .conftest import REF_WAV, assert_valid_audio, launch_app, status, synthesize

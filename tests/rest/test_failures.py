@@ -52,7 +52,7 @@ class FailingBackend:
     settings: object = dataclasses.field(default_factory=settings)
     fail_at_start: Exception | None = None
 
-    def synthesize_stream(self, **request):
+    def synthesize_stream(self, request, on_progress=None):
         if self.fail_at_start is not None:
             raise self.fail_at_start
         yield StreamChunk(index=0, total=3, audio=np.full(2400, 0.1, dtype=np.float32), sample_rate=24000)

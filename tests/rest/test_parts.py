@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.options import LIMITS
+from engine.options import DEFAULTS, LIMITS
 from studio.backend import FrontendSettings
-from studio.rest import voices as voices_module
 from studio.rest.auth import keys_match, page_login
 from studio.rest.encoding import FORMATS, StreamEncoder, encode_whole
 from studio.rest.errors import ApiError
@@ -117,18 +116,14 @@ def test_the_api_offers_the_voice_library(tmp_path):
     from studio.voices.bundled import load_voices
 
     library = voice_library.VoiceLibrary(tmp_path / "data", max_voices=5, bundled=load_voices())
-    previous = voice_library.set_library(library)
-    try:
-        library.save("Mine", str(CLIP), "Some call me nature, others call me mother nature.")
-        voices = VoiceCatalog(voices_module.voice_source())
-        names = [entry.name for entry in voices.entries()]
-        assert "Mine" in names and all(v.name in names for v in load_voices())
-        assert voices.resolve("mine").name == "Mine" and voices.resolve("Mine").clip_path.is_file()
-        for name in ("Other", "../Mine", "/etc/passwd"):
-            with pytest.raises(UnknownVoice):
-                voices.resolve(name)
-    finally:
-        voice_library.set_library(previous)
+    library.save("Mine", str(CLIP), "Some call me nature, others call me mother nature.")
+    voices = VoiceCatalog(library)
+    names = [entry.name for entry in voices.entries()]
+    assert "Mine" in names and all(v.name in names for v in load_voices())
+    assert voices.resolve("mine").name == "Mine" and voices.resolve("Mine").clip_path.is_file()
+    for name in ("Other", "../Mine", "/etc/passwd"):
+        with pytest.raises(UnknownVoice):
+            voices.resolve(name)
 
 
 def settings(**changes) -> FrontendSettings:
@@ -150,9 +145,9 @@ def test_plan_checks_model_length_and_voice_and_passes_the_rest_on():
     request = SpeechRequest(model="tts-1", input="Hi  there\n friend", voice="alloy", speed=3, nfe_step=8, seed=-1)
     job = plan_speech(request, settings(), catalog("Anna"))
     assert job.voice == "Anna" and job.input_chars == len("Hi there friend")
-    assert job.engine_args["ref_audio"] == str(CLIP) and job.engine_args["nfe_step"] == 8
-    assert job.engine_args["speed"] == LIMITS["speed"][1] and 0 <= job.seed <= LIMITS["seed"][1]
-    assert "cross_fade" not in job.engine_args  # the engine's default
+    assert job.synthesis.ref_audio == str(CLIP) and job.synthesis.nfe_step == 8
+    assert job.synthesis.speed == LIMITS["speed"][1] and 0 <= job.seed == job.synthesis.seed <= LIMITS["seed"][1]
+    assert job.synthesis.cross_fade == DEFAULTS.cross_fade  # the engine's default
     for body, status in ((dict(model="whisper-1"), 404), (dict(input="x" * 51), 413), (dict(voice="Zed"), 404)):
         with pytest.raises(ApiError) as caught:
             plan_speech(SpeechRequest(**{"model": "f5-tts", "input": "hi", "voice": "Anna", **body}), settings(),

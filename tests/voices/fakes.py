@@ -4,6 +4,7 @@ held while it ran, and makes audio whose length and level say which request made
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 
 import numpy as np
@@ -58,20 +59,20 @@ class FakeBackend:
     def status(self):
         return engine_status(state="ready", loads=self.loads, in_flight=self.leases)
 
-    def synthesize(self, on_progress=None, **request):
+    def synthesize(self, request, on_progress=None):
         result = None
-        for chunk in self.synthesize_stream(on_progress=on_progress, **request):
+        for chunk in self.synthesize_stream(request, on_progress):
             result = chunk.result
         return result
 
-    def synthesize_stream(self, on_progress=None, **request):
-        self.calls.append({**request, "lease_held": self.leases > 0})
+    def synthesize_stream(self, request, on_progress=None):
+        self.calls.append({**dataclasses.asdict(request), "lease_held": self.leases > 0})
         number = len(self.calls)
         if self.fail_on_call and self.fail_on_call[0] == number:
             raise self.fail_on_call[1]
-        seconds = request.get("duration_s") or 0.05 * len(request["gen_text"])
+        seconds = request.duration_s or 0.05 * len(request.gen_text)
         audio = np.full(int(round(seconds * SR)), 0.1 * number, dtype=np.float32)
-        return self._stream(audio, request.get("seed"), on_progress or (lambda f, m: None))
+        return self._stream(audio, request.seed, on_progress or (lambda f, m: None))
 
     def _stream(self, audio, seed, on_progress):
         pieces = np.array_split(audio, self.chunks)

@@ -15,8 +15,7 @@ from studio.clone import handlers
 from studio.clone.tab import reference_text_label
 from studio.ui import formatting as ui_format
 from studio.ui.api_tab import DEFAULT_URL, server_url
-from studio.voices import handlers as library_handlers
-from studio.voices.library import set_library
+from studio.voices.handlers import VoiceHandlers, ask_delete
 from studio.voices.reference_check import NOT_AUDIO, check_clip, on_reference_change
 
 from tests.status_factory import engine_status
@@ -142,35 +141,32 @@ def test_the_api_tab_uses_the_address_the_page_was_opened_at(headers, url):
 
 
 def test_library_handlers(library, voice_clips, backend):
-    previous = set_library(library)
-    try:
-        # Refusals come back as the in-place error block (no gr.Error: no badge over the inputs).
-        refused = library_handlers.save_from_clone("Alice", None, REF_TEXT, "")
-        assert 'class="field-error"' in refused and "Upload or record a reference clip first" in refused
-        assert "Saved **Alice**" in library_handlers.save_from_clone("Alice", str(voice_clips["good"]), REF_TEXT, "hi")
-        refused = library_handlers.save_from_clone("alice", str(voice_clips["good"]), REF_TEXT, "")
-        assert 'class="field-error"' in refused and "already exists" in refused
-        (rate, pcm), text = library_handlers.pick_voice("ALICE")
-        assert text == REF_TEXT and pcm.dtype == np.int16 and rate == 24000
-        audio, info, name, rename, delete, confirm, _ = library_handlers.show_voice("Alice")
-        assert name == "Alice" and "Transcript: " in info and "Note: hi" in info
-        assert rename["interactive"] and delete["interactive"] and confirm["visible"] is False
-        bundled = library_handlers.api_voices()[0]["name"]
-        _, _, _, rename, delete, _, note = library_handlers.show_voice(bundled)
-        assert rename["interactive"] is False and delete["interactive"] is False and "read-only" in note
-        status, selected, card = library_handlers.rename_selected("Alice", "Alicia")
-        assert (status, selected) == ("Renamed **Alice** to **Alicia**.", "Alicia") and "**Alicia**" in card
-        refused, *rest = library_handlers.rename_selected(bundled, "Mine now")
-        assert 'class="field-error"' in refused and all(isinstance(v, dict) and v.get("__type__") for v in rest)
-        confirm, question = library_handlers.ask_delete("Alicia")
-        assert confirm["visible"] and "no undo" in question and library_handlers.api_voices()[-1]["name"] == "Alicia"
-        *pickers, rows, hint = library_handlers.library_views(3)
-        assert len(pickers) == 3 and pickers[0]["choices"][-1] == "Alicia" and rows[-1][0] == "Alicia"
-        assert "`Alicia`" in hint
-        status, selected, *_, confirm = library_handlers.delete_selected("Alicia")
-        assert (status, selected, confirm["visible"]) == ("Deleted **Alicia**.", None, False)
-        with pytest.raises(gr.Error, match="no voice called 'Alicia'"):
-            library_handlers.pick_voice("Alicia")
-        assert [v["read_only"] for v in library_handlers.api_voices()] == [True, True]
-    finally:
-        set_library(previous)
+    library_handlers = VoiceHandlers(library)
+    # Refusals come back as the in-place error block (no gr.Error: no badge over the inputs).
+    refused = library_handlers.save_from_clone("Alice", None, REF_TEXT, "")
+    assert 'class="field-error"' in refused and "Upload or record a reference clip first" in refused
+    assert "Saved **Alice**" in library_handlers.save_from_clone("Alice", str(voice_clips["good"]), REF_TEXT, "hi")
+    refused = library_handlers.save_from_clone("alice", str(voice_clips["good"]), REF_TEXT, "")
+    assert 'class="field-error"' in refused and "already exists" in refused
+    (rate, pcm), text = library_handlers.pick_voice("ALICE")
+    assert text == REF_TEXT and pcm.dtype == np.int16 and rate == 24000
+    audio, info, name, rename, delete, confirm, _ = library_handlers.show_voice("Alice")
+    assert name == "Alice" and "Transcript: " in info and "Note: hi" in info
+    assert rename["interactive"] and delete["interactive"] and confirm["visible"] is False
+    bundled = library_handlers.api_voices()[0]["name"]
+    _, _, _, rename, delete, _, note = library_handlers.show_voice(bundled)
+    assert rename["interactive"] is False and delete["interactive"] is False and "read-only" in note
+    status, selected, card = library_handlers.rename_selected("Alice", "Alicia")
+    assert (status, selected) == ("Renamed **Alice** to **Alicia**.", "Alicia") and "**Alicia**" in card
+    refused, *rest = library_handlers.rename_selected(bundled, "Mine now")
+    assert 'class="field-error"' in refused and all(isinstance(v, dict) and v.get("__type__") for v in rest)
+    confirm, question = ask_delete("Alicia")
+    assert confirm["visible"] and "no undo" in question and library_handlers.api_voices()[-1]["name"] == "Alicia"
+    *pickers, rows, hint = library_handlers.library_views(3)
+    assert len(pickers) == 3 and pickers[0]["choices"][-1] == "Alicia" and rows[-1][0] == "Alicia"
+    assert "`Alicia`" in hint
+    status, selected, *_, confirm = library_handlers.delete_selected("Alicia")
+    assert (status, selected, confirm["visible"]) == ("Deleted **Alicia**.", None, False)
+    with pytest.raises(gr.Error, match="no voice called 'Alicia'"):
+        library_handlers.pick_voice("Alicia")
+    assert [v["read_only"] for v in library_handlers.api_voices()] == [True, True]

@@ -252,19 +252,14 @@ def test_a_damaged_index_is_reported_not_raised_at_start(tmp_path, voice_clips):
     assert damaged.get(load_voices()[0].name).read_only, "bundled voices still work"
 
 
-def test_the_process_library_follows_the_settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("F5_DATA_DIR", str(tmp_path / "elsewhere"))
-    monkeypatch.setenv("F5_MAX_VOICES", "7")
-    previous = voice_library.set_library(None)
-    monkeypatch.setattr(voice_library, "_clip_limit_s", None)
-    voice_library.use_clip_limit(9.0)  # the backend's, given where the app is assembled
-    try:
-        library = voice_library.get_library()
-        assert library is voice_library.get_library()
-        assert library.folder == tmp_path / "elsewhere" / "voices" and library.max_voices == 7
-        assert library.max_ref_seconds == 9.0 and (library.folder / "index.sqlite3").is_file()
-    finally:
-        voice_library.set_library(previous)
+def test_the_process_library_follows_the_settings(tmp_path):
+    from studio.settings import studio_settings
+
+    settings = studio_settings({"F5_DATA_DIR": str(tmp_path / "elsewhere"), "F5_MAX_VOICES": "7"})
+    library = voice_library.make_library(settings, 9.0)  # the backend's clip limit, given where the app is assembled
+    assert library.folder == tmp_path / "elsewhere" / "voices" and library.max_voices == 7
+    assert library.max_ref_seconds == 9.0 and (library.folder / "index.sqlite3").is_file()
+    assert [entry.name for entry in library.list()] == [voice.name for voice in load_voices()]
 
 
 def test_entries_show_no_server_paths(library, voice_clips):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import srt
 
+from engine.request import SynthesisRequest
 from engine.audio_input import read_reference
 from engine.errors import InputError
 from engine.options import LIMITS
@@ -20,7 +21,6 @@ from studio.dubbing import handlers as dubbing_handlers
 from studio.dubbing.runner import FADE_S, MAX_SPEED, REPORT_HEADERS, natural_seconds, place, run_dub, target_seconds
 from studio.dubbing.subtitles import Cue
 from studio.settings import studio_settings
-from studio.voices.library import set_library
 from studio.voices.references import Reference, Upload
 
 from .conftest import REF_TEXT, REF_WAV
@@ -215,30 +215,32 @@ def tab_setup(library, voice_clips):
     """A library with Alice and Bob behind the handlers, and a stand-in backend."""
     library.save("Alice", voice_clips["good"], REF_TEXT)
     library.save("Bob", voice_clips["padded"], REF_TEXT)
-    previous_library = set_library(library)
     yield library
-    set_library(previous_library)
 
 
 def test_dialogue_prepare_resolves_library_and_uploaded_voices(tab_setup, voice_clips):
     items, refs = dialogue_handlers.prepare("alice: hi\nCarol: hello\n[BOB] hey",
                                             [Upload("Carol", str(voice_clips["good"]), "Some words."),
-                                             Upload("", None, "")], SETTINGS, APP_LIMITS)
+                                             Upload("", None, "")], SETTINGS, APP_LIMITS, tab_setup)
     assert [ref.name for ref in refs.values()] == ["Alice", "Carol", "Bob"] and len(items) == 3
     with pytest.raises(InputError, match="Uploaded voice 1 \\(Dave\\) has no clip"):
-        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", None, "words")], SETTINGS, APP_LIMITS)
+        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", None, "words")], SETTINGS, APP_LIMITS, tab_setup)
     with pytest.raises(InputError, match="needs its reference text"):
-        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", str(voice_clips["good"]), " ")], SETTINGS, APP_LIMITS)
+        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", str(voice_clips["good"]), " ")], SETTINGS, APP_LIMITS,
+                                  tab_setup)
     with pytest.raises(InputError, match="clip of voice 'Dave' cannot be used: .*silent"):
-        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", str(voice_clips["silent"]), "words")], SETTINGS, APP_LIMITS)
+        dialogue_handlers.prepare("Dave: hi", [Upload("Dave", str(voice_clips["silent"]), "words")], SETTINGS,
+                                  APP_LIMITS, tab_setup)
     tab_setup.get("Bob").clip_path.unlink()
     with pytest.raises(InputError, match="'Bob' cannot be used: its clip file is missing"):
-        dialogue_handlers.prepare("Bob: hi", [], SETTINGS, APP_LIMITS)
+        dialogue_handlers.prepare("Bob: hi", [], SETTINGS, APP_LIMITS, tab_setup)
 
 
 def test_dub_voices_per_speaker_or_one_for_all(tab_setup):
     cues = [Cue(1, 1, 0, 1, "a", "Alice"), Cue(2, 2, 1, 2, "b", "Narrator"), Cue(3, 3, 2, 3, "c", None)]
-    assign = dubbing_handlers.assign_voices
+    def assign(cues, mapping, default):
+        return dubbing_handlers.assign_voices(cues, mapping, default, tab_setup)
+
     assert assign(cues, {"narrator": "Bob"}, "Alice") == {1: "Alice", 2: "Bob", 3: "Alice"}
     assert assign(cues, {}, "Bob") == {1: "Bob", 2: "Bob", 3: "Bob"}, "one voice for all"
     with pytest.raises(InputError, match=r"no voice: speaker 'Narrator' \(cue 2\); no speaker \(cue 3\)"):
@@ -251,16 +253,16 @@ def test_on_zerogpu_each_line_and_cue_is_one_whole_call():
     backend = FakeBackend(chunks=3)
     whole_calls = []
 
-    def whole(**request):  # what studio.backend.zerogpu.whole_synthesis does: spaces.GPU around one whole synthesis
+    def whole(request):  # what studio.backend.zerogpu.whole_synthesis does: spaces.GPU around one whole synthesis
         whole_calls.append(request)
-        return backend.synthesize(**request)
+        return backend.synthesize(request)
 
     items = [Turn(1, "Alice", "One line here."), Turn(2, "Bob", "And another one.")]
     events = collect(run_dialogue(items, {"alice": ALICE, "bob": BOB}, backend, nfe_step=4, seed=2,
                                   synthesize_whole=whole))
-    assert len(whole_calls) == 2 and all(call["on_progress"] is None for call in whole_calls)
+    assert len(whole_calls) == 2 and all(isinstance(call, SynthesisRequest) for call in whole_calls)
     assert [kind for kind, _ in events].count("line") == 2 and backend.lease_entries == 1
     clip = read_reference(REF_WAV, 12.0)
     events = collect(run_dub([Cue(1, 1, 0.0, 2.0, "Hello there, friend.")], {1: ALICE}, {"alice": clip}, backend,
                              nfe_step=4, seed=2, synthesize_whole=whole))
-    assert len(whole_calls) == 3 and whole_calls[-1]["duration_s"] > 0 and events[-1][0] == "done"
+    assert len(whole_calls) == 3 and whole_calls[-1].duration_s > 0 and events[-1][0] == "done"

@@ -14,6 +14,7 @@ from typing import Iterator
 import pytest
 
 from cluster.frontend.backend import CeleryBackend
+from engine.request import SynthesisRequest
 from tests.app_process import App, launch_app
 from tests.e2e.conftest import browser, private_tempdir  # noqa: F401  (the e2e suite's fixtures)
 from tests.workers.processes import CELERY_ENV, RedisServer, WorkerProcess
@@ -33,9 +34,10 @@ class Cluster:
     fault_trigger: Path
 
 
-def request_kwargs(gen_text: str, **overrides) -> dict:
-    """Keyword arguments of a synthesis on the bundled voice, fast settings."""
-    return {"ref_audio": str(REF_WAV), "ref_text": REF_TEXT, "gen_text": gen_text, "nfe_step": 4, **overrides}
+def synthesis(gen_text: str, **overrides) -> SynthesisRequest:
+    """A synthesis request on the bundled voice, fast settings."""
+    return SynthesisRequest(**{"ref_audio": str(REF_WAV), "ref_text": REF_TEXT, "gen_text": gen_text, "nfe_step": 4,
+                               **overrides})
 
 
 @pytest.fixture(scope="module")

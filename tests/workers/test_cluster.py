@@ -21,7 +21,7 @@ from engine.asr import NO_ASR_MESSAGE
 from engine.errors import InputError
 from tests.app_process import assert_valid_audio
 
-from .conftest import REF_TEXT, REF_WAV, request_kwargs
+from .conftest import REF_TEXT, REF_WAV, synthesis
 
 LONG_TEXT = " ".join(f"This is sentence number {n} of a text long enough to be cut into several chunks by the engine."
                      for n in range(1, 9))
@@ -108,8 +108,8 @@ def test_progress_reaches_api_clients(cluster):
 def test_a_stream_arrives_chunk_by_chunk(cluster):
     progress: list[str] = []
     arrivals, chunks = [], []
-    for chunk in cluster.backend.synthesize_stream(on_progress=lambda f, m: progress.append(m),
-                                                   **request_kwargs(LONG_TEXT, nfe_step=16, seed=77)):
+    for chunk in cluster.backend.synthesize_stream(synthesis(LONG_TEXT, nfe_step=16, seed=77),
+                                                   lambda f, m: progress.append(m)):
         arrivals.append(time.monotonic())
         chunks.append(chunk)
     result = chunks[-1].result
@@ -124,11 +124,11 @@ def test_engine_errors_on_a_worker_arrive_with_their_class_and_words(cluster):
     # This front-end believes the workers can transcribe; they cannot, and say so in the engine's words.
     believer = CeleryBackend(config=dataclasses.replace(cluster.backend.config, asr_model="openai/whisper-tiny"))
     with pytest.raises(InputError) as info:
-        believer.synthesize(**request_kwargs("Hello there.", ref_text=""))
+        believer.synthesize(synthesis("Hello there.", ref_text=""))
     assert str(info.value) == NO_ASR_MESSAGE
     # Refused at the front-end, before anything is sent: the same words as the local engine's.
     with pytest.raises(InputError, match="NFE steps must be between 4 and 64"):
-        cluster.backend.synthesize_stream(**request_kwargs("Hello there.", nfe_step=3))
+        cluster.backend.synthesize_stream(synthesis("Hello there.", nfe_step=3))
 
 
 def test_a_device_failure_on_a_worker_is_served_from_its_cpu(cluster):
@@ -182,11 +182,11 @@ def test_the_broker_restarts_while_idle_and_the_next_request_is_served(cluster):
 
 
 def test_a_worker_killed_mid_request_has_it_served_once_by_the_other(cluster):
-    kwargs = request_kwargs(LONG_TEXT, nfe_step=16, seed=2024)
-    clean = list(cluster.backend.synthesize_stream(**kwargs))[-1].result
+    request = synthesis(LONG_TEXT, nfe_step=16, seed=2024)
+    clean = list(cluster.backend.synthesize_stream(request))[-1].result
     ids_before = served_ids(cluster)
     client = cluster.redis.client()
-    stream = cluster.backend.synthesize_stream(**kwargs)
+    stream = cluster.backend.synthesize_stream(request)
     chunks = [next(stream)]  # the first chunk is out: the request is half-way through
     claims = [client.get(key).decode() for key in client.scan_iter(match="f5:claim:*")]
     assert len(claims) == 1, claims

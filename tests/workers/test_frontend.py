@@ -26,11 +26,12 @@ from engine.lifecycle import Lifecycle
 from engine.results import SynthesisResult
 from engine.status import Notice, NoticeKind
 from studio.backend import status as backend_status
+from studio.ui.panel_html import panel_html
 from studio.settings import APP_ENV_VARS, SettingsError, backend_kind
 from tests.status_factory import engine_status
 from tests.workers.processes import RedisServer
 
-from .conftest import request_kwargs
+from .conftest import synthesis
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +65,7 @@ def test_without_workers_a_request_fails_at_once_with_a_clear_message(backend):
     progress: list[str] = []
     started = time.monotonic()
     with pytest.raises(UnavailableError) as info:
-        backend.synthesize(on_progress=lambda f, m: progress.append(m), **request_kwargs("Nobody will serve this."))
+        backend.synthesize(synthesis("Nobody will serve this."), lambda f, m: progress.append(m))
     waited = time.monotonic() - started
     assert str(info.value) == NO_WORKER and info.value.retry_after_s > 0
     assert 0.5 <= waited < 2.0, waited  # the grace (F5_WORKER_GRACE_S = 0.5 here), not F5_TASK_TIMEOUT
@@ -73,7 +74,7 @@ def test_without_workers_a_request_fails_at_once_with_a_clear_message(backend):
     backend.worker_settings = dataclasses.replace(backend.worker_settings, worker_grace_s=0.0)
     started = time.monotonic()
     with pytest.raises(UnavailableError, match="No GPU worker"):
-        next(backend.synthesize_stream(**request_kwargs("Nor this.")))
+        next(backend.synthesize_stream(synthesis("Nor this.")))
     assert time.monotonic() - started < 0.5
 
 
@@ -86,7 +87,7 @@ def test_without_workers_the_status_says_so_and_load_explains(backend):
         backend.load()
     assert str(info.value) == NO_WORKER
     backend.unload()  # nothing to unload: not an error
-    assert "none connected" in backend_status.panel_html(backend)
+    assert "none connected" in panel_html(backend)
 
 
 def test_queue_place_busy_bound_and_timeout(backend, redis_server, busy_worker):
@@ -94,8 +95,7 @@ def test_queue_place_busy_bound_and_timeout(backend, redis_server, busy_worker):
     errors: dict[int, BaseException] = {}
 
     def wait_in_line(k: int) -> None:
-        stream = backend.synthesize_stream(on_progress=lambda f, m: progress[k].append(m),
-                                           **request_kwargs(f"Request {k}."))
+        stream = backend.synthesize_stream(synthesis(f"Request {k}."), lambda f, m: progress[k].append(m))
         try:
             list(stream)
         except BaseException as error:  # expected: nobody serves it
@@ -119,7 +119,7 @@ def test_queue_place_busy_bound_and_timeout(backend, redis_server, busy_worker):
     with pytest.raises(BusyError) as engine_busy:
         engine_line.admit()
     with pytest.raises(BusyError) as busy:
-        next(backend.synthesize_stream(**request_kwargs("One too many.")))
+        next(backend.synthesize_stream(synthesis("One too many.")))
     assert str(busy.value) == str(engine_busy.value) == busy_message(2)
     assert backend.broker.queue_length() == 2
 
@@ -138,7 +138,7 @@ def test_bad_input_is_refused_before_anything_is_sent(backend):
                        ({"ref_audio": str(ROOT / "README.md")}, "not audio"),
                        ({"ref_text": ""}, "reference text is empty")]:
         with pytest.raises(InputError, match=words):
-            backend.synthesize(**{**request_kwargs("Hello."), **bad})
+            backend.synthesize(synthesis("Hello.").replace(**bad))
     assert backend.broker.queue_length() == 0
 
 
@@ -149,7 +149,7 @@ def test_an_unreachable_broker_gets_a_message_not_a_trace():
     settings = WorkerSettings(broker_url=nowhere, result_backend=nowhere, task_timeout_s=3.0,
                               visibility_timeout_s=1.0, heartbeat_s=0.2)
     with pytest.raises(EngineError) as info:
-        CeleryBackend(settings, frontend_engine_config({})).synthesize(**request_kwargs("Hello."))
+        CeleryBackend(settings, frontend_engine_config({})).synthesize(synthesis("Hello."))
     assert str(info.value) == UNREACHABLE and isinstance(info.value, UnavailableError)
 
 
@@ -337,7 +337,7 @@ def test_the_panel_shows_each_workers_memory_and_device_from_its_heartbeat():
         def cluster(self):
             return cluster_status.Cluster(beats, queue_length=0, now=101.0)
 
-    panel = backend_status.panel_html(TwoWorkers())
+    panel = panel_html(TwoWorkers())
     assert "gpu0@a: cuda · 1,500 MB allocated / 2,048 MB reserved" in panel
     assert "cpu1@b: cpu · 812 MB RAM" in panel
     assert "app process" not in panel  # not the front-end's own memory

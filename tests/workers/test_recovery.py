@@ -25,11 +25,11 @@ import pytest
 
 from cluster.config import WorkerSettings
 from cluster.frontend.backend import CeleryBackend, frontend_engine_config
-from studio.backend import status as backend_status
+from studio.ui.panel_html import panel_html
 from tests.app_process import ARTIFACTS
 from tests.workers.processes import RedisServer, WorkerProcess
 
-from .conftest import request_kwargs
+from .conftest import synthesis
 
 HEARTBEAT_S, GRACE_S, VISIBILITY_S = 1.0, 2.0, 60.0
 TIMINGS = {"F5_HEARTBEAT_S": "1", "F5_BROKER_VISIBILITY_TIMEOUT": "60", "F5_TASK_TIMEOUT": "120",
@@ -61,8 +61,8 @@ def rig(smoke_model_dir, tmp_path_factory):
         backend = CeleryBackend(settings, frontend_engine_config({}))
         backend.load()
         # the clean runs, without any fault (a stream cuts its first chunk early: its own audio)
-        clean = Clean(list(backend.synthesize_stream(**request_kwargs(LONG_TEXT, nfe_step=STREAM_NFE, seed=2024)))[-1]
-                      .result, backend.synthesize(**request_kwargs(LONG_TEXT, nfe_step=WHOLE_NFE, seed=2024)))
+        clean = Clean(list(backend.synthesize_stream(synthesis(LONG_TEXT, nfe_step=STREAM_NFE, seed=2024)))[-1]
+                      .result, backend.synthesize(synthesis(LONG_TEXT, nfe_step=WHOLE_NFE, seed=2024)))
         yield server, workers, backend, clean
     finally:
         for worker in workers.values():
@@ -91,7 +91,7 @@ class Stream(threading.Thread):
 
     def __init__(self, backend: CeleryBackend, seed: int = 2024):
         super().__init__(daemon=True)
-        self.stream = backend.synthesize_stream(**request_kwargs(LONG_TEXT, nfe_step=STREAM_NFE, seed=seed))
+        self.stream = backend.synthesize_stream(synthesis(LONG_TEXT, nfe_step=STREAM_NFE, seed=seed))
         self.chunks: list = []
         self.error: BaseException | None = None
         self.first = threading.Event()
@@ -128,7 +128,7 @@ class Whole(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.result = self.backend.synthesize(**request_kwargs(LONG_TEXT, nfe_step=WHOLE_NFE, seed=self.seed))
+            self.result = self.backend.synthesize(synthesis(LONG_TEXT, nfe_step=WHOLE_NFE, seed=self.seed))
         except BaseException as error:  # checked by the test
             self.error = error
 
@@ -150,7 +150,7 @@ def test_a_broker_blip_during_chunk_writes_is_ridden_out(rig):
     for worker in workers.values():  # the panel's memory card reads each worker's own memory and device
         beat = worker.heartbeat(server.client())
         assert beat["rss_mb"] > 50 and beat["status"]["device"] == "cpu", beat
-        assert f"{beat['name']}: cpu · " in backend_status.panel_html(backend)
+        assert f"{beat['name']}: cpu · " in panel_html(backend)
     before = served_ids(workers)
     stream = Stream(backend)
     assert stream.first.wait(60) and stream.error is None

@@ -14,7 +14,7 @@ from cluster.frontend.backend import CeleryBackend, frontend_engine_config
 from tests.numerics import assert_matches_up_to_rounding
 from tests.workers.processes import CELERY_ENV, RedisServer, WorkerProcess
 
-from .conftest import request_kwargs
+from .conftest import synthesis
 
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "A second voice, a little longer than the first one.",
          "And a third request, short."]
@@ -41,7 +41,7 @@ def test_a_threads_worker_batches_concurrent_requests(threads_worker):
     worker, server, backend = threads_worker
     backend.load()  # the model is loaded before the three arrive together
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda i: backend.synthesize(**request_kwargs(TEXTS[i], seed=10 + i)), range(3)))
+        results = list(pool.map(lambda i: backend.synthesize(synthesis(TEXTS[i], seed=10 + i)), range(3)))
     for result in results:
         assert result.audio.size > 0 and np.all(np.isfinite(result.audio)) and not result.fell_back
     status = worker.heartbeat(server.client())["status"]
@@ -50,5 +50,5 @@ def test_a_threads_worker_batches_concurrent_requests(threads_worker):
     log = worker.log_text()
     assert "Traceback" not in log
     # the same request alone gives the same audio up to float rounding: batching is invisible in the result
-    alone = backend.synthesize(**request_kwargs(TEXTS[0], seed=10))
+    alone = backend.synthesize(synthesis(TEXTS[0], seed=10))
     assert_matches_up_to_rounding(results[0].audio, alone.audio, "batched vs alone")
