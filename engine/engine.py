@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from engine.asr import NO_ASR_MESSAGE, WhisperTranscriber
+from engine.quality.transcriber import NO_ASR_MESSAGE, ReferenceTranscriber as WhisperTranscriber
 from engine.audio_input import ReferenceClip, read_reference
 from engine.clock import Clock, SystemClock
 from engine.config import ConfigError, EngineConfig, resolve_device, resolve_dtype, resolve_max_batch

@@ -35,7 +35,7 @@ from cluster import protocol
 from cluster.config import SYNTHESIZE_TASK
 from cluster.frontend import watch
 from cluster.frontend.watch import LOST, NO_WORKER, NO_WORKER_RETRY_S, UNREACHABLE, WAITING_FOR_WORKER
-from engine.asr import NO_ASR_MESSAGE
+from engine.quality.transcriber import NO_ASR_MESSAGE
 from engine.audio_input import read_reference
 from engine.config import EngineConfig
 from engine.errors import BusyError, EngineError, InputError, UnavailableError
