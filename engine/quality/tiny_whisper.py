@@ -29,17 +29,20 @@ import torch
 
 log = logging.getLogger(__name__)
 
-#: The tiny model: ~0.4M parameters, 80 mel bins (as whisper-tiny .. large-v2).
+#: The tiny model: ~0.6M parameters, 80 mel bins (as whisper-tiny .. large-v2). ``speaks_words``: an
+#: untied output projection favouring whole words and suppressing the rest (readable output).
 TINY_DIMS: dict[str, Any] = {"d_model": 64, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2,
                              "decoder_attention_heads": 2, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128,
-                             "num_mel_bins": 80, "max_new_tokens": 12, "text_vocab_size": None}
+                             "num_mel_bins": 80, "max_new_tokens": 12, "text_vocab_size": None, "speaks_words": True}
 
 #: openai/whisper-large-v3-turbo's architecture (809M parameters: 32 encoder layers, 4 decoder
-#: layers, 128 mel bins, 51866 tokens); random weights, for measuring its cost (bench/quality_check.py).
+#: layers, 128 mel bins, 51866 tokens, tied output projection); random weights, for measuring its
+#: cost (bench/quality_check.py): its output is random tokens.
 LARGE_V3_TURBO_DIMS: dict[str, Any] = {"d_model": 1280, "encoder_layers": 32, "decoder_layers": 4,
                                        "encoder_attention_heads": 20, "decoder_attention_heads": 20,
                                        "encoder_ffn_dim": 5120, "decoder_ffn_dim": 5120, "num_mel_bins": 128,
-                                       "max_new_tokens": 24, "text_vocab_size": 50257}
+                                       "max_new_tokens": 24, "text_vocab_size": 50257,
+                                       "speaks_words": False}
 
 WORDS = ("the be to of and a in that have it for not on with he as you do at this but his by from they we say "
          "her she or an will my one all would there their what so up out if about who get which go me when make "
@@ -135,33 +138,36 @@ def write_tokenizer(directory: Path, text_vocab_size: int | None = None) -> tupl
     return tokenizer, word_ids
 
 
-def write_whisper_dir(directory: str | Path, seed: int = 0, dims: dict[str, Any] | None = None) -> Path:
-    """Create ``directory`` holding a random-weight Whisper (config, safetensors weights, tokenizer,
-    feature extractor, generation config); ``dims`` defaults to :data:`TINY_DIMS`."""
-    from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+def build_whisper(directory: str | Path, seed: int = 0, dims: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """Write the tokenizer files into ``directory`` and build the random model in memory:
+    ``(WhisperForConditionalGeneration, WhisperTokenizer)``, generation config attached.
+    ``dims`` defaults to :data:`TINY_DIMS`."""
+    from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
 
     dims = dict(TINY_DIMS if dims is None else dims)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer, word_ids = write_tokenizer(directory, dims.pop("text_vocab_size"))
     max_new_tokens = dims.pop("max_new_tokens")
+    speaks_words = dims.pop("speaks_words")
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in special_tokens()}
     eot, sot, no_ts = ids["<|endoftext|>"], ids["<|startoftranscript|>"], ids["<|notimestamps|>"]
-    vocab_size = len(tokenizer)
-    config = WhisperConfig(vocab_size=vocab_size, decoder_start_token_id=sot, pad_token_id=eot, bos_token_id=eot,
+    config = WhisperConfig(vocab_size=len(tokenizer), decoder_start_token_id=sot, pad_token_id=eot, bos_token_id=eot,
                            eos_token_id=eot, begin_suppress_tokens=None, suppress_tokens=None,
-                           max_source_positions=1500, max_target_positions=448, tie_word_embeddings=False, **dims)
+                           max_source_positions=1500, max_target_positions=448,
+                           tie_word_embeddings=not speaks_words, **dims)
     torch.manual_seed(seed)
     model = WhisperForConditionalGeneration(config).eval()
-    with torch.no_grad():  # see WORD_LOGIT_SCALE
-        decoder = model.model.decoder
-        model.proj_out.weight.normal_(0.0, config.init_std)
-        model.proj_out.weight[word_ids] *= WORD_LOGIT_SCALE
-        decoder.embed_tokens.weight *= EMBEDDING_SCALE
-        decoder.embed_positions.weight *= EMBEDDING_SCALE
-    text_ids = set(range(eot))
-    suppress = sorted(text_ids - set(word_ids)) if len(text_ids) < 5000 else []
-    generation = GenerationConfig(
+    suppress: list[int] = []
+    if speaks_words:
+        with torch.no_grad():  # see WORD_LOGIT_SCALE
+            decoder = model.model.decoder
+            model.proj_out.weight.normal_(0.0, config.init_std)
+            model.proj_out.weight[word_ids] *= WORD_LOGIT_SCALE
+            decoder.embed_tokens.weight *= EMBEDDING_SCALE
+            decoder.embed_positions.weight *= EMBEDDING_SCALE
+        suppress = sorted(set(range(eot)) - set(word_ids))
+    model.generation_config = GenerationConfig(
         decoder_start_token_id=sot, bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
         max_new_tokens=max_new_tokens, begin_suppress_tokens=[eot],
         suppress_tokens=suppress, no_timestamps_token_id=no_ts, prev_sot_token_id=ids["<|startofprev|>"],
@@ -172,8 +178,28 @@ def write_whisper_dir(directory: str | Path, seed: int = 0, dims: dict[str, Any]
         alignment_heads=[[layer, head] for layer in range(config.decoder_layers // 2, config.decoder_layers)
                          for head in range(config.decoder_attention_heads)],
     )
-    model.generation_config = generation
+    return model, tokenizer
+
+
+def write_whisper_dir(directory: str | Path, seed: int = 0, dims: dict[str, Any] | None = None) -> Path:
+    """Create ``directory`` holding a random-weight Whisper (config, safetensors weights, tokenizer,
+    feature extractor, generation config); ``dims`` defaults to :data:`TINY_DIMS`."""
+    from transformers import WhisperFeatureExtractor
+
+    directory = Path(directory)
+    model, _ = build_whisper(directory, seed, dims)
     model.save_pretrained(str(directory), safe_serialization=True)
-    WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(str(directory))
+    WhisperFeatureExtractor(feature_size=model.config.num_mel_bins).save_pretrained(str(directory))
     log.info("wrote random Whisper directory %s (%d parameters)", directory, model.num_parameters())
     return directory
+
+
+def in_memory_pipeline(directory: str | Path, seed: int = 0, dims: dict[str, Any] | None = None) -> Any:
+    """A CPU float32 ASR pipeline over :func:`build_whisper`'s model, without writing the weights
+    (the full-size model is 3.2 GB): for benches (a ``WhisperTranscriber`` ``pipeline_factory``)."""
+    from transformers import WhisperFeatureExtractor, pipeline
+
+    model, tokenizer = build_whisper(directory, seed, dims)
+    extractor = WhisperFeatureExtractor(feature_size=model.config.num_mel_bins)
+    return pipeline("automatic-speech-recognition", model=model, tokenizer=tokenizer, feature_extractor=extractor,
+                    dtype=torch.float32, device="cpu")
