@@ -31,6 +31,12 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_MAX_TEXT_CHARS": ("2000", "Longest text to generate, in characters."),
     "F5_MAX_REF_SECONDS": ("12", "Reference audio is trimmed to this many seconds (as F5-TTS does)."),
     "F5_ASR_MODEL": ("", "Whisper model id or directory for transcribing an empty reference text; empty = no ASR (ask the user)."),
+    "F5_QUALITY_CHECK": ("0", "1 = check every generated chunk by default: transcribe it with the F5_ASR_MODEL Whisper, score it against its text, regenerate it with a new seed when over F5_QUALITY_MAX_WER. A request can still turn it on or off."),
+    "F5_QUALITY_MAX_WER": ("0.35", "Highest word error rate (0-1, after normalising case, punctuation and numbers) a checked chunk may have before it is regenerated; 0.35 lets a short chunk through with one ASR slip in three words, and catches skipped, repeated or garbled phrases."),
+    "F5_QUALITY_RETRIES": ("2", "Extra takes (new seeds) for a chunk over F5_QUALITY_MAX_WER (0-5); the best take is kept and a chunk still over it is flagged."),
+    "F5_LOUDNESS_LUFS": ("", "Integrated loudness (LUFS, -40 to -5; e.g. -16 for online, -23 for EBU R128 broadcast) every output is brought to. Empty = outputs are left as made."),
+    "F5_LOUDNESS_TRUE_PEAK": ("-1.0", "True-peak ceiling (dBTP, -9 to 0) for loudness normalisation: audio that would pass it is scaled down (and the details say so)."),
+    "F5_MIX_LINE_LUFS": ("-23", "Loudness (LUFS, -40 to -5) dialogue and dubbing bring each line to before mixing when F5_LOUDNESS_LUFS is unset, so all lines sound equally loud. -23 (EBU R128) leaves room under the true-peak ceiling: the bundled voices reach only about -20 LUFS before their peaks hit -1 dBTP."),
     "F5_CPU_FAST_MODE": ("0", "1 = opt-in fast CPU mode: the DiT's attention and feed-forward layers run in int8 when the model is on the CPU (1.4-1.5x faster, audio slightly different; the UI says so). 0 = exact."),
     "F5_CPU_FAST_CFG_CUTOFF": ("", "With F5_CPU_FAST_MODE=1: flow time (0-1) from which classifier-free guidance is skipped, e.g. 0.25 (1.9x in all, larger deviation). Empty = never."),
     "F5_CPU_THREADS": ("0", "torch CPU threads; 0 = the CPUs this process may really use (affinity and cgroup quota)."),
@@ -46,6 +52,12 @@ ENV_VARS: dict[str, tuple[str, str]] = {
 }
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+#: The Whisper model on the hub path (F5-TTS's own app uses it to transcribe reference clips).
+DEFAULT_ASR_MODEL = "openai/whisper-large-v3-turbo"
+LUFS_RANGE = (-40.0, -5.0)
+TRUE_PEAK_RANGE = (-9.0, 0.0)
+MAX_QUALITY_RETRIES = 5
 
 
 class ConfigError(ValueError):
@@ -85,6 +97,12 @@ class EngineConfig:
     cpu_threads: int = 0
     max_batch: int | None = None  # None: automatic (8 on CUDA, 1 on the CPU)
     batch_wait_ms: float = 10.0
+    quality_check: bool = False
+    quality_max_wer: float = 0.35
+    quality_retries: int = 2
+    loudness_lufs: float | None = None  # None: outputs left as made
+    loudness_true_peak: float = -1.0
+    mix_line_lufs: float = -23.0
 
     def __post_init__(self) -> None:
         if self.dtype not in _DTYPES:
@@ -112,6 +130,7 @@ class EngineConfig:
             raise ConfigError(f"F5_BATCH_WAIT_MS={self.batch_wait_ms:g} must be between 0 and 1000")
         if self.cpu_threads < 0:
             raise ConfigError(f"F5_CPU_THREADS={self.cpu_threads} must be 0 (automatic) or more")
+        self._check_quality()
         if self.hub.arch_json:
             import json
 
@@ -123,6 +142,19 @@ class EngineConfig:
                 raise ConfigError("F5_HUB_MODEL_ARCH must be a JSON object of DiT settings")
         if self.model_dir is not None and not self.model_dir.is_dir():
             raise ConfigError(f"F5_MODEL_DIR={str(self.model_dir)!r} is not a readable directory")
+
+    def _check_quality(self) -> None:
+        if not 0.0 <= self.quality_max_wer <= 1.0:
+            raise ConfigError(f"F5_QUALITY_MAX_WER={self.quality_max_wer:g} must be between 0 and 1")
+        if not 0 <= self.quality_retries <= MAX_QUALITY_RETRIES:
+            raise ConfigError(f"F5_QUALITY_RETRIES={self.quality_retries} must be between 0 and {MAX_QUALITY_RETRIES}")
+        low, high = LUFS_RANGE
+        for name, value in (("F5_LOUDNESS_LUFS", self.loudness_lufs), ("F5_MIX_LINE_LUFS", self.mix_line_lufs)):
+            if value is not None and not low <= value <= high:
+                raise ConfigError(f"{name}={value:g} must be between {low:g} and {high:g} LUFS")
+        if not TRUE_PEAK_RANGE[0] <= self.loudness_true_peak <= TRUE_PEAK_RANGE[1]:
+            raise ConfigError(f"F5_LOUDNESS_TRUE_PEAK={self.loudness_true_peak:g} must be between "
+                              f"{TRUE_PEAK_RANGE[0]:g} and {TRUE_PEAK_RANGE[1]:g} dBTP")
 
     @property
     def unload_policy(self) -> str:
@@ -169,6 +201,13 @@ class EngineConfig:
             max_batch=(None if get("F5_MAX_BATCH").lower() in ("", "auto")
                        else _number("F5_MAX_BATCH", get("F5_MAX_BATCH"), int)),
             batch_wait_ms=_number("F5_BATCH_WAIT_MS", get("F5_BATCH_WAIT_MS"), float),
+            quality_check=_flag("F5_QUALITY_CHECK", get("F5_QUALITY_CHECK")),
+            quality_max_wer=_number("F5_QUALITY_MAX_WER", get("F5_QUALITY_MAX_WER"), float),
+            quality_retries=_number("F5_QUALITY_RETRIES", get("F5_QUALITY_RETRIES"), int),
+            loudness_lufs=(_number("F5_LOUDNESS_LUFS", get("F5_LOUDNESS_LUFS"), float)
+                           if get("F5_LOUDNESS_LUFS") else None),
+            loudness_true_peak=_number("F5_LOUDNESS_TRUE_PEAK", get("F5_LOUDNESS_TRUE_PEAK"), float),
+            mix_line_lufs=_number("F5_MIX_LINE_LUFS", get("F5_MIX_LINE_LUFS"), float),
         )
 
 

@@ -33,7 +33,6 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from engine.asr import NO_ASR_MESSAGE, WhisperTranscriber
 from engine.audio_input import ReferenceClip
 from engine.clock import Clock, SystemClock
 from engine.config import ConfigError, EngineConfig, resolve_device, resolve_dtype, resolve_max_batch
@@ -46,6 +45,7 @@ from engine.options import LIMITS
 from engine.pass_scheduler import PassScheduler
 from engine.passes import PassRunner
 from engine.progress import ProgressFn
+from engine.quality.transcriber import NO_ASR_MESSAGE, ReferenceTranscriber
 from engine.request import SynthesisRequest
 from engine.request_path import RequestPath
 from engine.residency import ModelView, Residency
@@ -253,7 +253,7 @@ class Engine:
     def _default_transcriber(self, device: torch.device) -> Any:
         if not self.config.asr_model:
             raise InputError(NO_ASR_MESSAGE)
-        return WhisperTranscriber(self.config.asr_model, device)
+        return ReferenceTranscriber(self.config.asr_model, device)
 
 
 def _allocated_bytes(device: torch.device) -> int | None:

@@ -16,10 +16,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from engine.asr import NO_ASR_MESSAGE
 from engine.audio_input import ReferenceClip, read_reference
 from engine.errors import InputError
 from engine.options import DEFAULTS, Options, validate_options
+from engine.quality.transcriber import NO_ASR_MESSAGE
 from engine.text_input import clean_text
 
 

@@ -1,6 +1,7 @@
 """Write a model directory with tiny random weights of the real F5-TTS architecture.
 
     python -m engine.smoke_model DIR [--seed 0]
+    python -m engine.smoke_model --asr DIR [--seed 0]   # a tiny random Whisper (engine.quality.tiny_whisper)
 
 The result runs through the same loaders as the real model (CFM + DiT, Vocos), in well under a
 second on a CPU, and produces non-silent (if meaningless) audio: the tool for offline demos, tests
@@ -117,14 +118,22 @@ def _cache_file(cache: Path, repo: str, ref: str, revision: str, filename: str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m engine.smoke_model DIR [--seed N]``."""
+    """Command line: ``python -m engine.smoke_model DIR [--seed N]`` (F5-TTS) and/or
+    ``--asr DIR`` (Whisper); prints each directory written."""
     parser = argparse.ArgumentParser(prog="python -m engine.smoke_model", description=__doc__.splitlines()[0])
-    parser.add_argument("directory", help="where to write the model directory (created if missing)")
+    parser.add_argument("directory", nargs="?", help="where to write the F5-TTS model directory (created if missing)")
+    parser.add_argument("--asr", metavar="DIR", help="write a tiny random Whisper model directory there (for F5_ASR_MODEL)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for the weights (default 0)")
     args = parser.parse_args(argv)
+    if args.directory is None and args.asr is None:
+        parser.error("give a model directory, --asr DIR, or both")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    path = write_model_dir(args.directory, seed=args.seed)
-    sys.stdout.write(f"{path}\n")
+    if args.directory is not None:
+        sys.stdout.write(f"{write_model_dir(args.directory, seed=args.seed)}\n")
+    if args.asr is not None:
+        from engine.quality.tiny_whisper import write_whisper_dir
+
+        sys.stdout.write(f"{write_whisper_dir(args.asr, seed=args.seed)}\n")
     return 0
 
 

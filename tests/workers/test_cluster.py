@@ -17,7 +17,7 @@ import pytest
 from gradio_client import handle_file
 
 from cluster.frontend.backend import CeleryBackend
-from engine.asr import NO_ASR_MESSAGE
+from engine.quality.transcriber import NO_ASR_MESSAGE
 from engine.errors import InputError
 from tests.app_process import assert_valid_audio
 
