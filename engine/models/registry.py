@@ -14,7 +14,7 @@ Three ways to say it (``engine.config.ModelsConfig`` holds the raw settings):
           file: pt-br/model_last.safetensors
           vocab: pt-br/vocab.txt
           revision: main
-          arch: {dim: 1024, depth: 22}    # optional; F5TTS_v1_Base's when left out
+          arch: {dim: 768, depth: 18, heads: 12, ...}  # optional: all DiT settings; F5TTS_v1_Base's if left out
           vocoder_repo: charactr/vocos-mel-24khz
           vocoder_revision: main
 

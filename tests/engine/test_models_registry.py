@@ -131,3 +131,24 @@ def test_an_incomplete_directory_is_reported_not_fatal(dirs, tiny_model_dir):
     reg = parse_models(f"good={tiny_model_dir};broken={dirs / 'pt'}")
     problems = check_sources(ModelRegistry(reg))
     assert list(problems) == ["broken"] and "missing model.safetensors" in problems["broken"]
+
+
+def test_build_pool_serves_the_single_configured_model_and_resolves_auto_on_the_cpu(tiny_model_dir, tmp_path):
+    from engine.models.build import build_pool
+
+    engine_config = EngineConfig(model_dir=tiny_model_dir, device="cpu")
+    pool = build_pool(engine_config, ModelsConfig())
+    try:
+        assert pool.names == (DEFAULT_MODEL_NAME,) and pool.max_loaded == 1
+        assert pool.engine(None).config == engine_config  # the single model's engine is today's engine
+    finally:
+        pool.close()
+    pool = build_pool(engine_config, ModelsConfig(models=f"x={tiny_model_dir};y={tiny_model_dir}"))
+    try:
+        assert pool.names == ("x", "y") and pool.max_loaded == 2  # auto on the CPU: every model
+        assert pool.engine("y").config.model_dir == tiny_model_dir and pool.engine("y").device.type == "cpu"
+    finally:
+        pool.close()
+    pool = build_pool(engine_config, ModelsConfig(models=f"x={tiny_model_dir};y={tiny_model_dir}", max_loaded=1))
+    pool.close()
+    assert pool.max_loaded == 1
