@@ -16,9 +16,11 @@ resident (its own word: loading, loaded or unloading), granted, or being evicted
   least recently used counted member that no grant holds (``evict()`` runs with no lock held and
   waits for that member's running work), and looks again. With nothing to evict it waits for a
   release. Only the head evicts, so two switches never free the same room twice.
-* A thread that already holds a grant of a member gets another one at once (re-entrant: a
-  dialogue holding a model while it synthesises each line). A thread waiting for a member while
-  holding ``max_loaded`` others would wait for itself: that raises at once.
+* A thread that already holds an *owned* grant of a member gets another one at once (re-entrant:
+  a dialogue holding a model while it synthesises each line). A thread waiting for a member while
+  holding owned grants of ``max_loaded`` others would wait for itself: that raises at once. A grant
+  taken with ``owned=False`` (a stream's, whose steps may run on any thread, as Gradio's do)
+  belongs to no thread: it is never re-entered and never counts as the thread's.
 * A member whose ``evict()`` raised stops counting until it is next acquired, so a failing unload
   never blocks the other models (the engine places on the CPU when the accelerator is full).
 
@@ -83,7 +85,7 @@ class EngineResident:
 @dataclasses.dataclass
 class _Member:
     resident: DeviceResident
-    holders: Counter = dataclasses.field(default_factory=Counter)  # thread id -> grants held
+    holders: Counter = dataclasses.field(default_factory=Counter)  # owning thread id (None: no owner) -> grants
     evicting: bool = False
     stuck: bool = False  # its last evict() raised: not counted until acquired again
     last_used: int = 0  # use order, for least-recently-used eviction
@@ -104,7 +106,7 @@ class Grant:
     """A held claim on a member: it is not evicted until :meth:`release` (idempotent, from any
     thread) or the end of its ``with`` block."""
 
-    def __init__(self, budget: "DeviceBudget", name: str, owner: int):
+    def __init__(self, budget: "DeviceBudget", name: str, owner: int | None):
         self.name = name
         self._budget, self._owner = budget, owner
         self._released = False
@@ -161,15 +163,17 @@ class DeviceBudget:
                 raise ValueError(f"{resident.name!r} is already under the budget")
             self._members[resident.name] = _Member(resident)
 
-    def acquire(self, name: str, on_wait: Callable[[], None] | None = None) -> Grant:
+    def acquire(self, name: str, on_wait: Callable[[], None] | None = None, owned: bool = True) -> Grant:
         """Wait until ``name`` may hold device memory (evicting others as needed) and hold it.
-        ``on_wait`` is called once, with no lock held, if the request has to wait in line.
-        Raises :class:`BusyError` when ``max_waiting`` requests already wait."""
+        ``on_wait`` is called once, with no lock held, if the request has to wait in line;
+        ``owned=False`` makes a grant of no thread (see the module docstring). Raises
+        :class:`BusyError` when ``max_waiting`` requests already wait."""
         me = threading.get_ident()
+        owner = me if owned else None
         with self._cond:
             member = self._members[name]
             if member.holders[me] > 0 or (not self._line and (member.usable() or self._room())):
-                return self._take(member, me)
+                return self._take(member, owner)
             held = sum(1 for other in self._members.values() if other is not member and other.holders[me] > 0)
             if held >= self.max_loaded:
                 raise RuntimeError(f"this thread holds {held} other member(s) of a budget of {self.max_loaded}: "
@@ -186,7 +190,7 @@ class DeviceBudget:
                 while True:
                     if self._line[0] is ticket:
                         if member.usable() or self._room():
-                            return self._take(member, me)
+                            return self._take(member, owner)
                         victim = self._victim(member)
                         if victim is not None:
                             self._evict(victim)
@@ -210,7 +214,8 @@ class DeviceBudget:
                         self._cond.wait()
                 finally:
                     member.evicting = False
-                self._evict(member)
+                if member.counted():
+                    self._evict(member)
 
     def snapshot(self) -> BudgetSnapshot:
         """The budget now (reads each member's ``resident``)."""
@@ -231,11 +236,11 @@ class DeviceBudget:
                       if m is not keep and m.grants == 0 and not m.evicting and m.counted()]
         return min(candidates, key=lambda m: m.last_used, default=None)
 
-    def _take(self, member: _Member, me: int) -> Grant:
-        member.holders[me] += 1
+    def _take(self, member: _Member, owner: int | None) -> Grant:
+        member.holders[owner] += 1
         member.stuck = False
         self._touch(member)
-        return Grant(self, member.resident.name, me)
+        return Grant(self, member.resident.name, owner)
 
     def _touch(self, member: _Member) -> None:
         member.last_used = next(self._uses)
@@ -262,7 +267,7 @@ class DeviceBudget:
             self._evictions += 1
             self._cond.notify_all()
 
-    def _release(self, name: str, owner: int) -> None:
+    def _release(self, name: str, owner: int | None) -> None:
         with self._cond:
             member = self._members[name]
             member.holders[owner] -= 1

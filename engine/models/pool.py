@@ -24,7 +24,9 @@ The pool never calls an engine's lease, load, unload or synthesis with a pool lo
 engine calls the pool. Re-entrance: a thread holding a reservation of a model gets more of the
 same model at once (``with pool.lease("pt"): pool.synthesize("pt", ...)``); a thread must not
 hold one model while it asks for another when that needs a switch (it would wait for itself:
-with ``max_loaded`` such reservations it raises instead).
+with ``max_loaded`` such reservations it raises instead). A stream's reservation belongs to no
+thread: Gradio steps a generator on any of its worker threads, and a thread that stepped one is
+free to serve a request for another model afterwards.
 """
 
 from __future__ import annotations
@@ -132,17 +134,18 @@ class ModelPool:
 
     # ------------------------------------------------------------------ reservations
 
-    def reserve(self, name: str | None, on_progress: ProgressFn | None = None) -> Reservation:
+    def reserve(self, name: str | None, on_progress: ProgressFn | None = None, *, owned: bool = True) -> Reservation:
         """Make a model resident and keep it so until the reservation is released: waits its turn
         when a switch is needed, then loads it (``on_progress`` hears both). Raises
         :class:`~engine.errors.InputError` for an unknown name, :class:`~engine.errors.BusyError`
         when the switch line is full, :class:`ModelUnavailableError` (naming the model) when it
-        cannot load. A registered resident's name reserves room for it only."""
+        cannot load. A registered resident's name reserves room for it only. ``owned=False``: a
+        reservation of no thread, for one released from whichever thread ends the work (a stream's)."""
         if name in self._others:
-            return Reservation(name, self._budget.acquire(name))
+            return Reservation(name, self._budget.acquire(name, owned=owned))
         name = self.resolve(name)
         progress = on_progress or (lambda fraction, message: None)
-        grant = self._budget.acquire(name, lambda: progress(0.0, f"Waiting to switch to model '{name}'"))
+        grant = self._budget.acquire(name, lambda: progress(0.0, f"Waiting to switch to model '{name}'"), owned)
         engine = self._engines[name]
         try:
             lease = engine.lease(on_progress)
@@ -184,7 +187,7 @@ class ModelPool:
     def _reserved(self, name: str, chunks: Iterator[StreamChunk], on_progress: ProgressFn | None
                   ) -> Iterator[StreamChunk]:
         try:
-            with self.reserve(name, on_progress):
+            with self.reserve(name, on_progress, owned=False):  # its steps may run on any thread
                 yield from chunks
         finally:
             close = getattr(chunks, "close", None)

@@ -305,6 +305,25 @@ def test_a_stream_holds_its_model_until_closed_from_another_thread(make_pool, re
     assert pool.synthesize("a", **request_kwargs).audio.size > 0  # the switch was not blocked
 
 
+def test_a_thread_that_stepped_a_stream_may_wait_for_another_model(make_pool, request_kwargs):
+    """Gradio steps a stream on any worker thread and reuses the thread for other requests: the
+    stream's reservation is no thread's, so this thread waits for the switch instead of raising."""
+    pool = make_pool()
+    long_text = " ".join(f"Sentence {i} is here to make several chunks of text." for i in range(8))
+    stream = pool.synthesize_stream("a", **{**request_kwargs, "gen_text": long_text})
+    next(stream)  # this thread stepped it; model a is reserved until the stream ends
+
+    def close_once_b_waits() -> None:
+        assert wait_until(lambda: pool.status().waiting == 1)
+        stream.close()
+
+    closer = threading.Thread(target=close_once_b_waits, daemon=True)
+    closer.start()
+    assert pool.synthesize("b", **request_kwargs).audio.size > 0
+    closer.join(timeout=60)
+    assert pool.status().resident == ("b",) and pool.status().model("a").reserved == 0
+
+
 class FakeTranscriberResident:
     """Another holder of device memory under the same budget (as Whisper will be)."""
 
