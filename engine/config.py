@@ -22,6 +22,9 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_HUB_MODEL_ARCH": ("", "DiT architecture of the hub checkpoint as JSON (e.g. for a fine-tune); empty = F5TTS_v1_Base's."),
     "F5_HUB_VOCODER_REPO": ("charactr/vocos-mel-24khz", "Hub repo of the Vocos vocoder."),
     "F5_HUB_VOCODER_REVISION": ("main", "Revision of the vocoder repo."),
+    "F5_MODELS": ("", "Several models in one server, by name: `base=/models/base;pt=/models/f5-pt` (each a model directory laid out as F5_MODEL_DIR's); the first is the default. Empty: the one model of F5_MODEL_DIR / F5_HUB_*, named `f5-tts`. See Several models below."),
+    "F5_MODELS_FILE": ("", "The same as a YAML or JSON file, whose long form also takes hub models (repo, file, revision, vocab, arch, vocoder_repo, vocoder_revision); see Several models below. Not together with F5_MODELS."),
+    "F5_MAX_LOADED_MODELS": ("auto", "How many of the configured models may sit on the accelerator at once; a request for another one waits for the running passes of the least recently used one, which is then unloaded (to its host copy). `auto` = 1 on an accelerator; on the CPU every model (there an unload frees no accelerator memory, and the host copy keeps the weights in RAM anyway)."),
     "F5_DEVICE": ("auto", "`auto` (cuda if available, else cpu) or an explicit torch device string."),
     "F5_DTYPE": ("auto", "`auto` (float16 on CUDA with capability >= 7, else float32), `float32`, `float16` or `bfloat16`."),
     "F5_IDLE_UNLOAD_S": ("300", "Seconds after the last request ends before the model is unloaded; 0 = at once, negative = never."),
@@ -209,6 +212,45 @@ class EngineConfig:
             loudness_true_peak=_number("F5_LOUDNESS_TRUE_PEAK", get("F5_LOUDNESS_TRUE_PEAK"), float),
             mix_line_lufs=_number("F5_MIX_LINE_LUFS", get("F5_MIX_LINE_LUFS"), float),
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelsConfig:
+    """The model registry's settings as given (``engine.models.registry`` parses them)."""
+
+    models: str = ""  # F5_MODELS, the short form
+    models_file: Path | None = None  # F5_MODELS_FILE, the long form
+    max_loaded: int | None = None  # None: automatic (1 on an accelerator, every model on the CPU)
+
+    def __post_init__(self) -> None:
+        if self.models and self.models_file is not None:
+            raise ConfigError("F5_MODELS and F5_MODELS_FILE are both set: use one of them")
+        if self.models_file is not None and not self.models_file.is_file():
+            raise ConfigError(f"F5_MODELS_FILE={str(self.models_file)!r} is not a readable file")
+        if self.max_loaded is not None and self.max_loaded < 1:
+            raise ConfigError(f"F5_MAX_LOADED_MODELS={self.max_loaded} must be at least 1 (or auto)")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "ModelsConfig":
+        """Read F5_MODELS, F5_MODELS_FILE and F5_MAX_LOADED_MODELS (defaults in ``ENV_VARS``)."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str:
+            return env.get(name, ENV_VARS[name][0]).strip()
+
+        raw_max = get("F5_MAX_LOADED_MODELS")
+        return cls(models=get("F5_MODELS"),
+                   models_file=Path(get("F5_MODELS_FILE")).expanduser() if get("F5_MODELS_FILE") else None,
+                   max_loaded=(None if raw_max.lower() in ("", "auto")
+                               else _number("F5_MAX_LOADED_MODELS", raw_max, int)))
+
+
+def resolve_max_loaded(max_loaded: int | None, device: "torch.device", models: int) -> int:  # noqa: F821
+    """How many models may be resident at once: as configured, else 1 on an accelerator and all
+    ``models`` on the CPU (where an unload frees no accelerator memory)."""
+    if max_loaded is not None:
+        return max_loaded
+    return max(1, models) if device.type == "cpu" else 1
 
 
 def _number(name: str, raw: str, kind: type) -> float | int:

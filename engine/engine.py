@@ -18,6 +18,10 @@ one place it is written down:
       -> Lifecycle.cond (state, leases, the waiting line, counters; held briefly)
     a running pass -> CpuFastMode._lock (building or dropping the int8 shadow; never with Lifecycle.cond held)
 
+With several models (:mod:`engine.models.pool`) one lock sits outside all of these:
+``DeviceBudget._cond``, under which only ``Engine.state`` (``Lifecycle.cond``, briefly) is read;
+the pool leases, loads, unloads and synthesises with it released, and no engine calls the pool.
+
 A request holds a seat of the turn for its whole synthesis (with one seat: one request at a
 time). Loading and unloading run with no lock held: the LOADING / UNLOADING states stand in for
 them, no request holds a lease then, and nobody touches the model. The model is placed (moved

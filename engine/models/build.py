@@ -1,0 +1,48 @@
+"""Assembling a model pool from the settings (at app or worker start-up).
+
+    from engine.models.build import pool_from_env
+    pool = pool_from_env()          # F5_MODELS / F5_MODELS_FILE / F5_MAX_LOADED_MODELS + the engine's F5_*
+    pool.synthesize("pt", ref_audio=..., ref_text=..., gen_text=...)
+
+Without F5_MODELS / F5_MODELS_FILE the pool holds the one configured model, named
+:data:`~engine.models.registry.DEFAULT_MODEL_NAME`; ``engine.get_engine()`` keeps working as before
+for code that serves a single model.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from engine.clock import Clock
+from engine.config import EngineConfig, ModelsConfig, resolve_device, resolve_max_loaded
+from engine.engine import Engine
+from engine.models.budget import Listener
+from engine.models.pool import ModelPool
+from engine.models.registry import ModelSpec, registry_from_config
+
+
+def engine_factory(base: EngineConfig) -> Callable[[ModelSpec], Engine]:
+    """The default ``make_engine``: an Engine with ``base``'s settings and the model's source."""
+    return lambda spec: Engine(spec.engine_config(base))
+
+
+def build_pool(engine_config: EngineConfig, models_config: ModelsConfig, *,
+               make_engine: Callable[[ModelSpec], Engine] | None = None, clock: Clock | None = None,
+               listener: Listener | None = None) -> ModelPool:
+    """A pool of the configured models. ``F5_MAX_LOADED_MODELS=auto`` resolves on the engine's
+    device (1 on an accelerator, every model on the CPU); the switch line is bounded by F5_MAX_QUEUE."""
+    registry = registry_from_config(models_config, engine_config)
+    max_loaded = resolve_max_loaded(models_config.max_loaded, resolve_device(engine_config.device),
+                                    len(registry.specs))
+    return ModelPool(registry, make_engine or engine_factory(engine_config), max_loaded=max_loaded,
+                     max_waiting=engine_config.max_queue, clock=clock, listener=listener)
+
+
+def pool_from_env() -> ModelPool:
+    """The pool the environment describes (on ZeroGPU, each engine adapted as ``get_engine`` does)."""
+    from engine import zerogpu
+
+    engine_config = EngineConfig.from_env()
+    if zerogpu.detect():
+        engine_config = zerogpu.adapt_config(engine_config)
+    return build_pool(engine_config, ModelsConfig.from_env())
