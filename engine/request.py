@@ -32,7 +32,10 @@ class SynthesisRequest:
     length the text and ``speed`` suggest. ``fast_start`` splits the first text chunk at a clause so
     streamed audio starts early. ``fallback_reason`` runs the request on the CPU from the start (for
     callers whose accelerator failed outside the engine, e.g. a ZeroGPU lease). An empty ``ref_text``
-    asks the server to transcribe the clip.
+    asks the server to transcribe the clip. ``model`` names one of the server's models (``F5_MODELS``;
+    None: the default one); the model pool picks the engine by it, an engine ignores it.
+    ``quality_check`` transcribes every generated chunk and regenerates the ones that do not say
+    their text (None: the server's ``F5_QUALITY_CHECK``).
     """
 
     ref_audio: str | None
@@ -46,6 +49,8 @@ class SynthesisRequest:
     duration_s: float | None = None
     fast_start: bool = True
     fallback_reason: str | None = None
+    model: str | None = None
+    quality_check: bool | None = None
 
     def replace(self, **changes: Any) -> "SynthesisRequest":
         """A copy with ``changes`` applied (the dataclass is frozen)."""
@@ -64,8 +69,12 @@ class SynthesisRequest:
         if not typed and not config.asr_model:
             raise InputError(NO_ASR_MESSAGE)
         ref_text = clean_text(typed, "reference text", config.max_text_chars) if typed else ""
+        quality_check = config.quality_check if self.quality_check is None else self.quality_check
+        if not isinstance(quality_check, bool):
+            raise InputError(f"quality_check must be true or false (got {str(quality_check)[:20]!r}).")
         fixed = self.replace(nfe_step=options.nfe_step, speed=options.speed, cross_fade=options.cross_fade,
-                             remove_silence=options.remove_silence, seed=options.seed, duration_s=options.duration_s)
+                             remove_silence=options.remove_silence, seed=options.seed, duration_s=options.duration_s,
+                             quality_check=quality_check)
         return CheckedRequest(request=fixed, clip=clip, ref_text=ref_text, gen_text=gen_text, options=options)
 
     def to_json(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator, Mapping, Protocol
 
+from engine.models.registry import DEFAULT_MODEL_NAME
 from engine.options import DEFAULTS, RequestDefaults
 from engine.progress import ProgressFn
 from engine.request import SynthesisRequest
@@ -36,6 +37,13 @@ class FrontendSettings:
     cpu_fast_mode: bool
     cpu_fast_cfg_cutoff: float | None
     asr_available: bool  # an ASR model is configured: an empty reference text is transcribed
+    models: tuple[str, ...] = (DEFAULT_MODEL_NAME,)  # the models a request may name (F5_MODELS); the first is the default
+    quality_check: bool = False  # the server's default for SynthesisRequest.quality_check (F5_QUALITY_CHECK)
+
+    @property
+    def default_model(self) -> str:
+        """The model a request that names none gets."""
+        return self.models[0]
 
     @classmethod
     def from_config(cls, config: Any, limits: Mapping[str, Any]) -> "FrontendSettings":
@@ -45,7 +53,8 @@ class FrontendSettings:
                    max_text_chars=config.max_text_chars, max_ref_seconds=config.max_ref_seconds,
                    max_queue=config.max_queue, cpu_fast_mode=config.cpu_fast_mode,
                    cpu_fast_cfg_cutoff=config.cpu_fast_cfg_cutoff,
-                   asr_available=bool(getattr(config, "asr_model", "")))
+                   asr_available=bool(getattr(config, "asr_model", "")),
+                   quality_check=bool(getattr(config, "quality_check", False)))
 
 
 @dataclasses.dataclass(frozen=True)

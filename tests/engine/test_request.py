@@ -27,7 +27,10 @@ def test_check_fixes_the_defaults_and_the_seed(request_, tiny_model_dir):
     checked = request_.check(config)
     assert checked.request.nfe_step == 12 == checked.options.nfe_step
     assert checked.request.seed is not None and checked.request.seed == checked.options.seed
-    assert checked.request.replace(seed=None) == request_.replace(nfe_step=12)  # nothing else changed
+    assert checked.request.replace(seed=None) == request_.replace(nfe_step=12, quality_check=False)  # nothing else
+    quality = dataclasses.replace(config, quality_check=True)
+    assert request_.check(quality).request.quality_check is True  # the server's default (F5_QUALITY_CHECK) ...
+    assert request_.replace(quality_check=False).check(quality).request.quality_check is False  # ... or the request's
     assert checked.clip.sample_rate > 0 and checked.gen_text == GEN_TEXT and checked.ref_text == REF_TEXT
     # Checking the fixed request again gives the same request: a rerun on another worker is the same request.
     assert checked.request.check(config).request == checked.request
