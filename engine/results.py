@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from engine.quality.check import QualityReport
+    from engine.quality.transcriber import Word
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """One generated text chunk, where it sits in the whole audio (captions, per-chunk reports)."""
+
+    text: str  # the chunk's text as it was asked for
+    start_s: float
+    end_s: float
+    words: tuple["Word", ...] = ()  # recognised words with times in the whole audio (when transcribed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +43,9 @@ class SynthesisResult:
     spectrogram: np.ndarray | None = None  # (n_mels, frames) of the generated audio
     notices: tuple[str, ...] = ()  # user-facing notes: fallback, fast mode, trimmed reference, removed characters
     fast_mode: bool = False  # made by the opt-in int8 CPU fast mode (F5_CPU_FAST_MODE), not the exact path
+    model: str | None = None  # the name of the model that made it (F5_MODELS), when a pool served it
+    quality: "QualityReport | None" = None  # the per-chunk quality check, when the request asked for it
+    segments: tuple[Segment, ...] = ()  # each text chunk's place in the audio (empty: not recorded)
 
     @property
     def duration_s(self) -> float:
