@@ -24,6 +24,7 @@ import logging
 import threading
 from typing import Callable
 
+from engine.claim import Claim
 from engine.clock import Clock
 from engine.config import EngineConfig
 from engine.errors import BusyError, EngineError, ModelUnavailableError
@@ -35,28 +36,16 @@ log = logging.getLogger(__name__)
 COUNTERS = ("loads", "unloads", "fallbacks", "served", "failed", "refused")
 
 
-class Lease:
+class Lease(Claim):
     """A request's claim on the loaded model. ``release`` is idempotent and thread-agnostic; a
     lease is also a context manager (released on exit)."""
 
     def __init__(self, lifecycle: "Lifecycle"):
+        super().__init__()
         self._lifecycle = lifecycle
-        self._released = False
-        self._lock = threading.Lock()
 
-    def release(self) -> None:
-        """Give the claim back (a second call does nothing)."""
-        with self._lock:
-            if self._released:
-                return
-            self._released = True
+    def _give_back(self) -> None:
         self._lifecycle._release_lease()
-
-    def __enter__(self) -> "Lease":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
 
 
 class Lifecycle:

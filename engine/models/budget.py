@@ -38,6 +38,7 @@ import threading
 from collections import Counter
 from typing import Callable, Protocol
 
+from engine.claim import Claim
 from engine.clock import Clock
 from engine.engine import Engine
 from engine.errors import BusyError
@@ -102,29 +103,17 @@ class _Member:
         return not self.evicting and (self.grants > 0 or self.resident.resident)
 
 
-class Grant:
+class Grant(Claim):
     """A held claim on a member: it is not evicted until :meth:`release` (idempotent, from any
     thread) or the end of its ``with`` block."""
 
     def __init__(self, budget: "DeviceBudget", name: str, owner: int | None):
+        super().__init__()
         self.name = name
         self._budget, self._owner = budget, owner
-        self._released = False
-        self._lock = threading.Lock()
 
-    def release(self) -> None:
-        """Give the claim back (a second call does nothing)."""
-        with self._lock:
-            if self._released:
-                return
-            self._released = True
+    def _give_back(self) -> None:
         self._budget._release(self.name, self._owner)
-
-    def __enter__(self) -> "Grant":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
 
 
 @dataclasses.dataclass(frozen=True)
