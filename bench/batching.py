@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (REF_TEXT, REF_WAV, log, machine_summary, max_abs_diff, median, snr_db,  # noqa: E402
-                    write_full_model_dir, write_tiny_model_dir)
+from common import REF_TEXT, REF_WAV, log, machine_summary, median, write_full_model_dir, write_tiny_model_dir  # noqa: E402
+from metrics import max_abs_diff, snr_db  # noqa: E402
 
 #: Requests of one, two and three chunks with the f5_tts clip (different lengths on purpose).
 TEXTS = [

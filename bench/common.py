@@ -159,23 +159,6 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
-def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
-    """Signal-to-noise ratio of ``test`` against ``reference`` in dB (inf when identical)."""
-    n = min(len(reference), len(test))
-    ref = np.asarray(reference[:n], dtype=np.float64)
-    err = ref - np.asarray(test[:n], dtype=np.float64)
-    noise = float(np.mean(err ** 2))
-    if noise == 0.0:
-        return float("inf")
-    return 10.0 * float(np.log10(float(np.mean(ref ** 2)) / noise))
-
-
-def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) != len(b):
-        return float("nan")
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))) if len(a) else 0.0
-
-
 @dataclasses.dataclass
 class Timing:
     name: str

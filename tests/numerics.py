@@ -35,7 +35,7 @@ import dataclasses
 
 import numpy as np
 
-from bench.common import max_abs_diff, snr_db  # noqa: F401 - snr_db is this module's too, for the tests
+from bench.metrics import max_abs_diff, snr_db  # noqa: F401 - snr_db is this module's too, for the tests
 
 #: The largest sample difference between a batched item and its solo run (float32, full scale 1.0).
 BATCH_MAX_ABS = 1e-5
