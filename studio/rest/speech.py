@@ -8,7 +8,8 @@ the backend's stream and encodes each chunk as it comes; it runs in the request'
 
 With ``F5_LOUDNESS_LUFS`` set, the whole clip is made first, brought to that loudness
 (:mod:`studio.loudness`) and sent as one piece: the response then starts when the clip is done,
-and its ``X-F5-Loudness-*`` headers say what was applied. Unset, chunks stream as they are made.
+and its ``X-F5-Loudness-*`` headers say what was applied (a lossy format is corrected for what its
+encoder does to the loudness: :mod:`studio.rest.loudness_fit`). Unset, chunks stream as they are made.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from engine.results import StreamChunk, SynthesisResult
 from studio.backend import Backend, FrontendSettings
 from studio.backend.zerogpu import WholeSynthesis
 from studio.loudness import LoudnessPolicy
-from studio.rest.encoding import FORMATS, AudioFormat, StreamEncoder, encode_whole
+from studio.rest.encoding import FORMATS, AudioFormat, StreamEncoder
+from studio.rest.loudness_fit import encode_at_loudness
 from studio.rest.errors import ApiError
 from studio.rest.schemas import SpeechRequest
 from studio.rest.voices import UnknownVoice, UnusableVoice, VoiceCatalog
@@ -153,4 +155,4 @@ def normalised_piece(backend: Backend, job: SpeechJob, policy: LoudnessPolicy, w
         raise RuntimeError("the engine's stream ended without a result")
     audio, report = policy.finish(result.audio, result.sample_rate)
     result = dataclasses.replace(result, audio=audio)
-    return Piece(encode_whole(audio, job.format, result.sample_rate), result, report)
+    return Piece(encode_at_loudness(audio, job.format, result.sample_rate, report), result, report)
