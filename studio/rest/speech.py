@@ -120,7 +120,7 @@ def engine_chunks(backend: Backend, synthesis: SynthesisRequest, whole: WholeSyn
 def encoded_pieces(backend: Backend, job: SpeechJob, whole: WholeSynthesis | None = None) -> Iterator[Piece]:
     """Run ``job`` and encode each chunk as it arrives (call and iterate from one thread); with
     F5_LOUDNESS_LUFS set, the whole normalised clip as one piece."""
-    policy = LoudnessPolicy.of(backend.settings)
+    policy = LoudnessPolicy.of(getattr(backend, "settings", None))
     if policy.enabled:
         yield normalised_piece(backend, job, policy, whole)
         return
