@@ -228,3 +228,23 @@ def test_a_dub_reports_quality_and_writes_captions_inside_the_track(two_voices, 
     assert all(0 <= s.start.total_seconds() < s.end.total_seconds() <= duration + 1e-3 for s in subtitles)
     vtt = Path(files["vtt"]).read_text(encoding="utf-8")
     assert vtt.startswith("WEBVTT") and "00:00:00.600 --> " in vtt
+
+
+def test_the_clone_tabs_final_clip_is_normalised_only_when_asked(two_voices):
+    from types import SimpleNamespace
+
+    from studio.clone.handlers import CloneHandlers
+
+    made = two_voices[str(MALE_WAV)]  # the tiny model's speech, 26 dB down
+    form = dict(ref_audio=str(MALE_WAV), ref_text=TEXT, gen_text="Hello there.", nfe_step=4, speed=1.0,
+                cross_fade=0.15, remove_silence=False, seed=4, randomize=False)
+    for target in (None, -24.0):
+        clone = CloneHandlers(VoiceBackend(two_voices, with_loudness(target)))
+        outputs = list(clone.generate_stream(**form, request=SimpleNamespace(session_hash=f"loud-{target}")))
+        rate, final = outputs[-1][0]["value"]
+        details = outputs[-1][3]
+        if target is None:
+            np.testing.assert_array_equal(final, (np.clip(made, -1, 1) * 32767).astype(np.int16))
+            assert "Loudness" not in details
+        else:
+            assert abs(lufs(final / 32768.0, rate) - target) <= 0.5 and "Loudness: loudness" in details
