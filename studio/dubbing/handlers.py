@@ -222,8 +222,8 @@ class DubbingHandlers:
 
     def dub_ui(self, path, default_voice, found_speakers, nfe_step, seed, voice_1, voice_2, voice_3, voice_4,
                voice_5, voice_6, quality_check=None, progress=gr.Progress(), request: gr.Request = None):
-        """The tab's Dub: the report fills cue by cue; then (the track, the report, the files (ZIP, SRT, VTT), a summary,
-        the error block). Its Stop (:func:`studio.clone.handlers.stop_job`) ends it after the cue in progress,
+        """The tab's Dub: the report fills cue by cue; then (the track, the report, the files (ZIP, SRT,
+        VTT), a summary, the error block). Its Stop (:func:`studio.clone.handlers.stop_job`) ends it after the cue in progress,
         keeping the cues made; a problem shows under the subtitle file until the next Dub. (One argument
         per speaker slot, not ``*voices``: Gradio passes the progress and the request only to named
         positional parameters.)"""
