@@ -90,7 +90,7 @@ class VoiceBackend:
 
 @pytest.fixture(scope="module")
 def two_voices(generated_speech) -> dict[str, np.ndarray]:
-    """Alice: the tiny model's speech, 26 dB down; Bob: the bundled British voice, as recorded."""
+    """Alice: the tiny model's speech scaled by 0.05 (about -55 LUFS); Bob: the bundled British voice (-20.4)."""
     speech, rate = generated_speech
     assert rate == SR
     female, _ = sf.read(FEMALE_WAV, dtype="float32")
@@ -235,7 +235,7 @@ def test_the_clone_tabs_final_clip_is_normalised_only_when_asked(two_voices):
 
     from studio.clone.handlers import CloneHandlers
 
-    made = two_voices[str(MALE_WAV)]  # the tiny model's speech, 26 dB down
+    made = two_voices[str(MALE_WAV)]  # the tiny model's speech, scaled down
     form = dict(ref_audio=str(MALE_WAV), ref_text=TEXT, gen_text="Hello there.", nfe_step=4, speed=1.0,
                 cross_fade=0.15, remove_silence=False, seed=4, randomize=False)
     for target in (None, -24.0):
