@@ -39,6 +39,9 @@ class FrontendSettings:
     asr_available: bool  # an ASR model is configured: an empty reference text is transcribed
     models: tuple[str, ...] = (DEFAULT_MODEL_NAME,)  # the models a request may name (F5_MODELS); the first is the default
     quality_check: bool = False  # the server's default for SynthesisRequest.quality_check (F5_QUALITY_CHECK)
+    loudness_lufs: float | None = None  # every output brought to this loudness (F5_LOUDNESS_LUFS); None: off
+    loudness_true_peak: float = -1.0  # the true-peak ceiling in dBTP (F5_LOUDNESS_TRUE_PEAK)
+    mix_line_lufs: float = -23.0  # each dialogue line / dubbing cue before mixing (F5_MIX_LINE_LUFS)
 
     @property
     def default_model(self) -> str:
@@ -54,7 +57,10 @@ class FrontendSettings:
                    max_queue=config.max_queue, cpu_fast_mode=config.cpu_fast_mode,
                    cpu_fast_cfg_cutoff=config.cpu_fast_cfg_cutoff,
                    asr_available=bool(getattr(config, "asr_model", "")),
-                   quality_check=bool(getattr(config, "quality_check", False)))
+                   quality_check=bool(getattr(config, "quality_check", False)),
+                   loudness_lufs=getattr(config, "loudness_lufs", None),
+                   loudness_true_peak=float(getattr(config, "loudness_true_peak", -1.0)),
+                   mix_line_lufs=float(getattr(config, "mix_line_lufs", -23.0)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,6 +24,7 @@ from studio.backend.zerogpu import WholeSynthesis, zerogpu_synthesis
 from studio.runner import ProgressRelay, StopRegistry, StopSignal, pump_stream
 from studio.settings import MAX_TEXT_FILE_BYTES
 from studio.audio_files import to_int16
+from studio.loudness import LoudnessPolicy, details_text, finish_result
 from studio.public import public_text
 from studio.ui import formatting as ui_format
 from studio.ui.panel_html import panel_html
@@ -139,10 +140,11 @@ class CloneHandlers:
             result = self._run_whole(request, relay)
         except Exception as error:
             raise user_error(error) from None
+        result, loudness = finish_result(result, self.backend.settings)  # F5_LOUDNESS_LUFS, when set
         log.info("synthesized %.2f s of audio on %s in %.2f s (seed %s)", result.duration_s, result.device,
                  result.elapsed_s, result.seed)
         details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages)
-        return (result.sample_rate, to_int16(result.audio)), details, result.seed
+        return (result.sample_rate, to_int16(result.audio)), details + details_text(loudness), result.seed
 
 
     def generate_stream(self, ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
@@ -173,6 +175,9 @@ class CloneHandlers:
         if result is None:  # stopped: keep what was made
             rate, pieces = played
             audio = np.concatenate(pieces) if pieces else None
+            if audio is not None:  # what was kept, levelled when F5_LOUDNESS_LUFS is set
+                policy = LoudnessPolicy.of(self.backend.settings)
+                audio = to_int16(policy.finish(audio / 32768.0, rate)[0]) if policy.enabled else audio
             log.info("stopped after %d chunk(s) (seed %s)", len(pieces), synthesis.seed)
             yield (gr.update(value=None if audio is None else (rate, audio),
                              label=ui_format.result_label(synthesis.seed, stopped=True)), gr.skip(),
@@ -180,6 +185,7 @@ class CloneHandlers:
                    ui_format.format_stopped(synthesis.seed, 0.0 if audio is None else len(audio) / rate, len(pieces)),
                    synthesis.seed)
             return
+        result, loudness = finish_result(result, self.backend.settings)  # F5_LOUDNESS_LUFS, when set
         relay(1.0, "Rendering the spectrogram")
         image = None
         try:
@@ -189,6 +195,7 @@ class CloneHandlers:
         log.info("made %.2f s of audio in %d chunk(s) on %s in %.2f s (seed %s)", result.duration_s, result.chunks,
                  result.device, result.elapsed_s, result.seed)
         details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages)
+        details += details_text(loudness)
         yield (gr.update(value=(result.sample_rate, to_int16(result.audio)),
                          label=ui_format.result_label(result.seed)), gr.skip(),
                gr.update(value=image, visible=image is not None), details, result.seed)

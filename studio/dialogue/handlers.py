@@ -16,6 +16,8 @@ from studio.clone import handlers
 from studio.clone.handlers import int_if_whole, progress_words, seed_arg, user_error
 from studio.dialogue.runner import DEFAULT_GAP_S, DialogueResult, run_dialogue
 from studio.dialogue.script import Turn, parse_script
+from studio.loudness import LoudnessPolicy
+from studio.mix_captions import write_captions
 from studio.runner import ProgressRelay, pump_stream
 from studio.settings import StudioSettings
 from studio.ui import feedback
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 
 MAX_GAP_S = 5.0
 MIX_LABEL = "Mixed dialogue"
-TIMING_HEADERS = ["#", "line", "voice", "text", "start (s)", "end (s)"]
+TIMING_HEADERS = ["#", "line", "voice", "text", "start (s)", "end (s)", "quality"]
 
 
 def prepare(script: Any, uploads: list[Upload], settings: FrontendSettings, limits: StudioSettings,
@@ -57,23 +59,27 @@ def _gap(value: Any) -> float:
 
 
 def write_outputs(result: DialogueResult) -> dict[str, str]:
-    """The mix, the ZIP of lines, the timings (JSON, SRT) as files; name -> path."""
+    """The mix, the ZIP of lines, the timings (JSON) and the captions (SRT, VTT) as files; name -> path."""
     folder = new_job_dir("dialogue")
     timings = result.timings_json()
+    captions = write_captions(folder, "dialogue", result.caption_cues())
     paths = {
         "mix": write_wav(folder / "dialogue.wav", result.audio, result.sample_rate),
         "zip": write_zip(folder / "dialogue-lines.zip", zip(result.clip_names(), result.clips), result.sample_rate,
                          {"timings.json": timings, "dialogue.srt": result.srt_text()}),
         "json": folder / "dialogue-timings.json",
-        "srt": folder / "dialogue.srt",
     }
     paths["json"].write_text(timings, encoding="utf-8")
-    paths["srt"].write_text(result.srt_text(), encoding="utf-8")
-    return {name: str(path) for name, path in paths.items()}
+    return {**{name: str(path) for name, path in paths.items()}, **captions}
 
 
 def _rows(result_lines) -> list[list[Any]]:
-    return [[t.index, t.line_no, t.speaker, t.text, round(t.start_s, 2), round(t.end_s, 2)] for t in result_lines]
+    return [t.row() for t in result_lines]
+
+
+def _loudness_text(result: DialogueResult) -> str:
+    """What the status line says of the mix's loudness (nothing when F5_LOUDNESS_LUFS is unset)."""
+    return f" Mix {result.loudness.describe()}." if result.loudness is not None else ""
 
 
 class DialogueHandlers:
@@ -87,9 +93,10 @@ class DialogueHandlers:
         self.whole = zerogpu_synthesis(backend)  # ZeroGPU: each line whole inside spaces.GPU; None elsewhere
         self.describe_progress = progress_words(backend)
 
-    def _start(self, script, nfe_step, seed, gap_s, uploads: list[Upload], should_stop=None):
+    def _start(self, script, nfe_step, seed, gap_s, uploads: list[Upload], should_stop=None, quality_check=None):
         """Check everything; returns (spoken lines, a function that starts the run given an ``on_progress``)."""
         gap = _gap(gap_s)
+        check = self.backend.settings.quality_check if quality_check is None else bool(quality_check)
         try:
             items, references = prepare(script, uploads, self.backend.settings, self.limits, self.library)
         except Exception as error:
@@ -97,30 +104,33 @@ class DialogueHandlers:
         total = sum(isinstance(item, Turn) for item in items)
         return total, lambda on_progress: run_dialogue(
             items, references, self.backend, nfe_step=int_if_whole(nfe_step), seed=seed_arg(seed), gap_s=gap,
-            on_progress=on_progress, synthesize_whole=self.whole, should_stop=should_stop)
+            on_progress=on_progress, synthesize_whole=self.whole, should_stop=should_stop,
+            loudness=LoudnessPolicy.of(self.backend.settings), quality_check=check)
 
 
     def dialogue_stream(self, script, nfe_step, seed, gap_s, name_1, audio_1, text_1, name_2, audio_2, text_2,
-                        progress=gr.Progress(), request: gr.Request = None):
+                        quality_check=None, progress=gr.Progress(), request: gr.Request = None):
         """The Dialogue tab's Generate: each line streams to the live player as it is made. Its Stop
         (:func:`studio.clone.handlers.stop_job`) ends it after the line in progress, keeping the lines made.
 
-        Outputs: live player, mixed audio, files (ZIP, JSON, SRT), timings table, status line, and the
+        Outputs: live player, mixed audio, files (ZIP, JSON, SRT, VTT), timings table, status line, and the
         error block under the script (problems stay there until the next Generate)."""
         key = handlers.job_stop_key(request, "dialogue")
         signal = handlers.STOPS.start(key)
         try:
             yield from self._dialogue_job(script, nfe_step, seed, gap_s, [Upload(name_1, audio_1, text_1),
-                                                                     Upload(name_2, audio_2, text_2)], progress, signal)
+                                                                     Upload(name_2, audio_2, text_2)], progress, signal,
+                                          quality_check)
         except gr.Error as error:  # in place, under the script; the stale "Done..." goes
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), "", feedback.error_html(error.message)
         finally:
             handlers.STOPS.finish(key, signal)
 
 
-    def _dialogue_job(self, script, nfe_step, seed, gap_s, uploads, progress, signal):
+    def _dialogue_job(self, script, nfe_step, seed, gap_s, uploads, progress, signal, quality_check=None):
         clock = feedback.JobClock()
-        total, start = self._start(script, nfe_step, seed, gap_s, uploads, should_stop=lambda: signal.fired)
+        total, start = self._start(script, nfe_step, seed, gap_s, uploads, should_stop=lambda: signal.fired,
+                                   quality_check=quality_check)
         relay = ProgressRelay(progress, rewrite=clock.rewrite(self.describe_progress))
         yield gr.skip(), gr.update(value=None, label=MIX_LABEL), None, [], "Starting...", ""
         events = pump_stream(start, name="f5-dialogue")
@@ -161,14 +171,16 @@ class DialogueHandlers:
                       f"timings ({result.duration_s:.1f} s, {took}).")
         else:
             label, status = MIX_LABEL, f"Done: {len(result.lines)} lines, {result.duration_s:.1f} s (took {took})."
-        yield (gr.skip(), gr.update(value=files["mix"], label=label), [files["zip"], files["json"], files["srt"]],
-               _rows(result.lines), status, "")
+        yield (gr.skip(), gr.update(value=files["mix"], label=label),
+               [files["zip"], files["json"], files["srt"], files["vtt"]], _rows(result.lines),
+               status + _loudness_text(result), "")
 
 
-    def dialogue_api(self, script, nfe_step, seed, gap_s, progress=gr.Progress()):
+    def dialogue_api(self, script, nfe_step, seed, gap_s, quality_check=None, progress=gr.Progress()):
         """API endpoint ``/dialogue``: the whole script with library voices. Returns (mixed WAV, ZIP of
-        per-line WAVs, timings as a dict, SRT file)."""
-        _, start = self._start(script, nfe_step, seed, gap_s, [])
+        per-line WAVs, timings as a dict (with each line's quality and the loudness applied), SRT
+        captions, VTT captions). ``quality_check`` None: the server's default (F5_QUALITY_CHECK)."""
+        _, start = self._start(script, nfe_step, seed, gap_s, [], quality_check=quality_check)
         relay = ProgressRelay(progress, rewrite=self.describe_progress)
         result = None
         try:
@@ -178,4 +190,4 @@ class DialogueHandlers:
         except Exception as error:
             raise user_error(error, "The dialogue") from None
         files = write_outputs(result)
-        return files["mix"], files["zip"], json.loads(result.timings_json()), files["srt"]
+        return files["mix"], files["zip"], json.loads(result.timings_json()), files["srt"], files["vtt"]

@@ -8,13 +8,18 @@ from the first line to the last, so the engine's streams and the lease never cha
   (speech and silence);
 * ``("line", LineTiming)`` -- a line is done;
 * ``("done", DialogueResult)`` -- the whole mix, the per-line clips and the timings.
+
+Loudness (``loudness``, a :class:`studio.loudness.LoudnessPolicy`): each finished line is brought
+to ``F5_MIX_LINE_LUFS`` before it joins the mix, and the whole mix to ``F5_LOUDNESS_LUFS`` when
+that is set (one gain, carried over to the per-line clips). The live player hears each line as
+the engine made it; the mix and the clips are the levelled audio. ``loudness=None`` mixes the lines
+as made.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import json
 from typing import Any, Callable, Generator, Iterator, Mapping
 
@@ -25,7 +30,10 @@ from engine.options import DEFAULTS
 from engine.progress import ProgressFn
 from engine.request import SynthesisRequest
 from engine.results import StreamChunk
+from engine.quality.loudness import LoudnessReport
 from studio.dialogue.script import Pause, Turn
+from studio.loudness import LoudnessPolicy, apply_gain
+from studio.mix_captions import Spoken, mix_cues, quality_cell, quality_data, words_of
 from studio.voices.names import name_key
 from studio.voices.references import Reference
 
@@ -45,12 +53,23 @@ class LineTiming:
     end_s: float
     seed: int
     speed: float
+    quality: str = "-"  # the quality column: worst WER and takes, "-" when not checked
+    quality_report: dict | None = None  # the same as data (None when not checked)
+    loudness: LoudnessReport | None = dataclasses.field(default=None, compare=False)  # the line's levelling
+    words: tuple = dataclasses.field(default=(), repr=False, compare=False)  # recognised words, clip times
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, times rounded to the millisecond."""
-        data = dataclasses.asdict(self)
+        data = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                if field.name not in ("words", "loudness")}
         data["start_s"], data["end_s"] = round(self.start_s, 3), round(self.end_s, 3)
+        data["loudness"] = None if self.loudness is None else self.loudness.to_dict()
         return data
+
+    def row(self) -> list[Any]:
+        """A row of the timings table (``studio.dialogue.handlers.TIMING_HEADERS``)."""
+        return [self.index, self.line_no, self.speaker, self.text, round(self.start_s, 2), round(self.end_s, 2),
+                self.quality]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +82,7 @@ class DialogueResult:
     clips: tuple[np.ndarray, ...]
     planned: int = 0  # spoken lines in the script (0: as many as were made)
     stopped: bool = False  # Stop ended it after ``len(lines)`` lines: the rest was never made
+    loudness: LoudnessReport | None = None  # the whole mix's normalisation (None: F5_LOUDNESS_LUFS unset)
 
     @property
     def duration_s(self) -> float:
@@ -73,15 +93,20 @@ class DialogueResult:
         """The timings as JSON."""
         return json.dumps({"sample_rate": self.sample_rate, "duration_s": round(self.duration_s, 3),
                            "stopped": self.stopped, "lines_planned": self.planned or len(self.lines),
+                           "loudness": None if self.loudness is None else self.loudness.to_dict(),
                            "lines": [line.to_dict() for line in self.lines]}, indent=2, ensure_ascii=False)
 
-    def srt_text(self) -> str:
-        """The timings as SRT subtitles (``Speaker: text`` per line)."""
-        import srt
+    def caption_cues(self) -> list:
+        """Captions of the mix (``Speaker: `` before each line's first one): word-level for lines
+        with recognised words, else each line's text over its time."""
+        return mix_cues([Spoken(line.text, line.start_s, line.end_s, line.words, line.speaker)
+                         for line in self.lines], self.duration_s)
 
-        return srt.compose([srt.Subtitle(index=line.index, start=datetime.timedelta(seconds=line.start_s),
-                                         end=datetime.timedelta(seconds=line.end_s),
-                                         content=f"{line.speaker}: {line.text}") for line in self.lines])
+    def srt_text(self) -> str:
+        """The captions as SRT (see :meth:`caption_cues`)."""
+        from engine.quality.captions import to_srt
+
+        return to_srt(self.caption_cues())
 
     def clip_names(self) -> list[str]:
         """File names of the per-line clips: ``001_Alice.wav``, ..."""
@@ -92,8 +117,10 @@ def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference],
                  nfe_step: int | None, seed: int | None, gap_s: float = DEFAULT_GAP_S,
                  on_progress: ProgressFn | None = None,
                  synthesize_whole: Callable[..., Any] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> Iterator[tuple[str, Any]]:
+                 should_stop: Callable[[], bool] | None = None, loudness: LoudnessPolicy | None = None,
+                 quality_check: bool | None = None) -> Iterator[tuple[str, Any]]:
     """Generate every line in order under one lease (see the module docstring for the events).
+    ``quality_check`` goes into each line's request (None: the server's default).
 
     ``should_stop()`` is asked before each line: True ends the run there, and ``done`` carries the
     lines made so far (``stopped=True``), mixed as they were played.
@@ -128,7 +155,7 @@ def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference],
             result = None
             request = SynthesisRequest(ref_audio=str(ref.clip_path), ref_text=ref.ref_text, gen_text=item.text,
                                        nfe_step=nfe_step, speed=speed, cross_fade=DEFAULTS.cross_fade,
-                                       remove_silence=False, seed=seed)
+                                       remove_silence=False, seed=seed, quality_check=quality_check)
             try:
                 if synthesize_whole is not None:  # ZeroGPU: one whole call per line, no progress from there
                     stream = iter(_as_chunks(synthesize_whole(request)))
@@ -155,8 +182,12 @@ def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference],
             if result is None:
                 raise RuntimeError("the engine's stream ended without a result")
             clip = np.concatenate(clip_parts) if clip_parts else np.zeros(0, dtype=np.float32)
+            levelled = None
+            if loudness is not None:
+                clip, levelled = loudness.level_line(clip, rate)
             timing = LineTiming(index, item.line_no, ref.name, item.text, position / rate,
-                                (position + len(clip)) / rate, int(result.seed), float(speed))
+                                (position + len(clip)) / rate, int(result.seed), float(speed),
+                                quality_cell(result), quality_data(result), levelled, words_of(result))
             pieces.append(clip)
             clips.append(clip)
             position += len(clip)
@@ -166,7 +197,7 @@ def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference],
     if stopped:  # the mix ends with the last finished line (no gap owed to a line never made)
         progress(1.0, "Stopped")
         audio = np.concatenate(pieces)[:position] if pieces else np.zeros(0, dtype=np.float32)
-        yield "done", DialogueResult(audio, rate or MIX_RATE, tuple(timings), tuple(clips), len(turns), True)
+        yield "done", _finished(audio, rate or MIX_RATE, timings, clips, len(turns), True, loudness)
         return
     assert rate is not None  # a checked script has at least one spoken line
     if pending_silence:  # pauses after the last line belong to the mix
@@ -174,7 +205,18 @@ def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference],
         pieces.append(tail)
         yield "audio", (rate, tail)
     progress(1.0, "Mixing")
-    yield "done", DialogueResult(np.concatenate(pieces), rate, tuple(timings), tuple(clips), len(turns))
+    yield "done", _finished(np.concatenate(pieces), rate, timings, clips, len(turns), False, loudness)
+
+
+def _finished(audio: np.ndarray, rate: int, timings: list[LineTiming], clips: list[np.ndarray], planned: int,
+              stopped: bool, loudness: LoudnessPolicy | None) -> DialogueResult:
+    """The result, the mix brought to F5_LOUDNESS_LUFS when set (its gain carried to the clips)."""
+    report = None
+    if loudness is not None and len(audio):
+        audio, report = loudness.finish(audio, rate)
+        if report is not None:
+            clips = [apply_gain(clip, report.gain_db) for clip in clips]
+    return DialogueResult(audio, rate, tuple(timings), tuple(clips), planned, stopped, report)
 
 
 def _as_chunks(result: Any) -> Generator[StreamChunk, None, None]:

@@ -38,6 +38,7 @@ class DialogueTab:
     files: gr.File
     timings: gr.Dataframe
     status: gr.Markdown
+    quality_check: gr.Checkbox
 
 
 def build_dialogue_tab(settings: FrontendSettings) -> DialogueTab:
@@ -65,6 +66,8 @@ def build_dialogue_tab(settings: FrontendSettings) -> DialogueTab:
                                  elem_id="dialogue-seed", min_width=120)
                 gap = gr.Slider(0.0, MAX_GAP_S, value=DEFAULT_GAP_S, step=0.05, label="Gap between lines (s)",
                                 elem_id="dialogue-gap", min_width=140)
+            quality_check = gr.Checkbox(settings.quality_check, label="Quality check (transcribe each line, retry "
+                                        "garbled chunks)", elem_id="dialogue-quality")
             with gr.Row():
                 generate_btn = gr.Button("Generate dialogue", variant="primary", elem_id="dialogue-generate", scale=3)
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="dialogue-stop", scale=1, min_width=80)
@@ -73,22 +76,22 @@ def build_dialogue_tab(settings: FrontendSettings) -> DialogueTab:
                                   interactive=False, elem_id="dialogue-live")
             mix = gr.Audio(label=dialogue_handlers.MIX_LABEL, type="filepath", interactive=False, buttons=["download"],
                            elem_id="dialogue-mix")
-            files = gr.File(label="Lines (ZIP of WAVs) and timings (JSON, SRT)", file_count="multiple",
+            files = gr.File(label="Lines (ZIP of WAVs), timings (JSON) and captions (SRT, VTT)", file_count="multiple",
                             interactive=False, height=200,
                             elem_id="dialogue-files")
             timings = gr.Dataframe(headers=TIMING_HEADERS, value=None, interactive=False, wrap=True,
-                                   column_widths=["7%", "9%", "16%", "44%", "12%", "12%"], label="Timings",
+                                   column_widths=["6%", "7%", "13%", "36%", "10%", "10%", "18%"], label="Timings",
                                    elem_id="dialogue-timings")
             status = gr.Markdown("", elem_id="dialogue-status")
     return DialogueTab(script, error, voices_hint, uploads, nfe_step, seed, gap, generate_btn, stop_btn, live_audio, mix,
-                       files, timings, status)
+                       files, timings, status, quality_check)
 
 
 def wire_dialogue_tab(tab: DialogueTab, settings: FrontendSettings, handlers: DialogueHandlers):
     """Connect the tab and the API's ``/dialogue``; returns the Generate event."""
     uploads = [component for slot in tab.uploads for component in slot]
     generate = tab.generate_btn.click(
-        handlers.dialogue_stream, inputs=[tab.script, tab.nfe_step, tab.seed, tab.gap, *uploads],
+        handlers.dialogue_stream, inputs=[tab.script, tab.nfe_step, tab.seed, tab.gap, *uploads, tab.quality_check],
         outputs=[tab.live_audio, tab.mix, tab.files, tab.timings, tab.status, tab.error], concurrency_limit=None,
         api_visibility="private", show_progress_on=[tab.mix])
     # Stop ends the run after the line in progress and keeps the lines made (mix, ZIP, timings).
@@ -101,8 +104,10 @@ def wire_dialogue_tab(tab: DialogueTab, settings: FrontendSettings, handlers: Di
         mix = gr.Audio(type="filepath", label="mix")
         lines = gr.File(label="lines_zip")
         timings = gr.JSON(label="timings")
+        quality_check = gr.Checkbox(settings.quality_check, label="quality_check")
         srt = gr.File(label="srt")
+        vtt = gr.File(label="vtt")
         trigger = gr.Button("dialogue")
-    trigger.click(handlers.dialogue_api, inputs=[tab.script, nfe_step, seed, gap],
-                  outputs=[mix, lines, timings, srt], api_name="dialogue", concurrency_limit=None)
+    trigger.click(handlers.dialogue_api, inputs=[tab.script, nfe_step, seed, gap, quality_check],
+                  outputs=[mix, lines, timings, srt, vtt], api_name="dialogue", concurrency_limit=None)
     return generate

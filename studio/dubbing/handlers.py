@@ -18,6 +18,8 @@ from studio.clone import handlers
 from studio.clone.handlers import int_if_whole, progress_words, seed_arg, user_error
 from studio.dubbing.runner import DubResult, run_dub
 from studio.dubbing.subtitles import Cue, decode, parse_subtitles, speakers
+from studio.loudness import LoudnessPolicy
+from studio.mix_captions import write_captions
 from studio.runner import ProgressRelay
 from studio.settings import StudioSettings
 from studio.ui import feedback
@@ -137,8 +139,8 @@ def prepare(path: Any, mapping: dict[str, str], default_voice: str | None, setti
 
 
 def write_outputs(result: DubResult) -> dict[str, str]:
-    """The track and the ZIP of placed cues (with the report; a stopped dub's with a summary.txt
-    saying so) as files; name -> path."""
+    """The track, the ZIP of placed cues (with the report; a stopped dub's with a summary.txt
+    saying so) and the captions (SRT, VTT) as files; name -> path (``track``, ``zip``, ``srt``, ``vtt``)."""
     folder = new_job_dir("dub")
     track = write_wav(folder / "dub.wav", result.audio, result.sample_rate)
     names = [f"cue_{r.cue:03d}.wav" for r in result.reports]
@@ -146,7 +148,7 @@ def write_outputs(result: DubResult) -> dict[str, str]:
     if result.stopped:
         extra["summary.txt"] = result.summary() + "\n"
     archive = write_zip(folder / "dub-cues.zip", zip(names, result.clips), result.sample_rate, extra)
-    return {"track": str(track), "zip": str(archive)}
+    return {"track": str(track), "zip": str(archive), **write_captions(folder, "dub", result.caption_cues())}
 
 
 class DubbingHandlers:
@@ -160,21 +162,25 @@ class DubbingHandlers:
         self.whole = zerogpu_synthesis(backend)  # ZeroGPU: each cue whole inside spaces.GPU; None elsewhere
         self.describe_progress = progress_words(backend)
 
-    def _run(self, path, mapping, default_voice, nfe_step, seed, relay, should_stop=None):
+    def _run(self, path, mapping, default_voice, nfe_step, seed, relay, should_stop=None, quality_check=None):
         """Check everything, then the dub's events (nothing runs before the first one is asked for)."""
-        cues, by_cue, clips = prepare(path, mapping, default_voice, self.backend.settings, self.limits, self.library)
+        settings = self.backend.settings
+        cues, by_cue, clips = prepare(path, mapping, default_voice, settings, self.limits, self.library)
+        check = settings.quality_check if quality_check is None else bool(quality_check)
         return len(cues), run_dub(cues, by_cue, clips, self.backend, nfe_step=int_if_whole(nfe_step),
                                   seed=seed_arg(seed), on_progress=relay, synthesize_whole=self.whole,
-                                  should_stop=should_stop)
+                                  should_stop=should_stop, loudness=LoudnessPolicy.of(settings), quality_check=check)
 
 
-    def dub_api(self, subtitles, voice, speaker_voices, nfe_step, seed, progress=gr.Progress()):
-        """API endpoint ``/dub``: returns (the track WAV, the per-cue report as a list of dicts, the ZIP
-        of cues)."""
+    def dub_api(self, subtitles, voice, speaker_voices, nfe_step, seed, quality_check=None, progress=gr.Progress()):
+        """API endpoint ``/dub``: returns (the track WAV, the per-cue report as a list of dicts (with each
+        cue's quality and levelling), the ZIP of cues, SRT captions, VTT captions). ``quality_check``
+        None: the server's default (F5_QUALITY_CHECK)."""
         relay = ProgressRelay(progress, rewrite=self.describe_progress)
         result = None
         try:
-            _, events = self._run(subtitles, parse_voice_map(speaker_voices), voice, nfe_step, seed, relay)
+            _, events = self._run(subtitles, parse_voice_map(speaker_voices), voice, nfe_step, seed, relay,
+                                  quality_check=quality_check)
             for event, value in events:
                 if event == "done":
                     result = value
@@ -182,7 +188,7 @@ class DubbingHandlers:
             raise user_error(error, "Dubbing") from None
         log.info("dub: %s", result.summary())
         files = write_outputs(result)
-        return files["track"], [r.to_dict() for r in result.reports], files["zip"]
+        return files["track"], [r.to_dict() for r in result.reports], files["zip"], files["srt"], files["vtt"]
 
 
     def inspect_upload(self, path):
@@ -215,9 +221,9 @@ class DubbingHandlers:
             return []
 
     def dub_ui(self, path, default_voice, found_speakers, nfe_step, seed, voice_1, voice_2, voice_3, voice_4,
-               voice_5, voice_6, progress=gr.Progress(), request: gr.Request = None):
-        """The tab's Dub: the report fills cue by cue; then (the track, the report, the ZIP, a summary,
-        the error block). Its Stop (:func:`studio.clone.handlers.stop_job`) ends it after the cue in progress,
+               voice_5, voice_6, quality_check=None, progress=gr.Progress(), request: gr.Request = None):
+        """The tab's Dub: the report fills cue by cue; then (the track, the report, the files (ZIP, SRT,
+        VTT), a summary, the error block). Its Stop (:func:`studio.clone.handlers.stop_job`) ends it after the cue in progress,
         keeping the cues made; a problem shows under the subtitle file until the next Dub. (One argument
         per speaker slot, not ``*voices``: Gradio passes the progress and the request only to named
         positional parameters.)"""
@@ -225,21 +231,24 @@ class DubbingHandlers:
         key = handlers.job_stop_key(request, "dub")
         signal = handlers.STOPS.start(key)
         try:
-            yield from self._dub_job(path, default_voice, found_speakers, nfe_step, seed, slot_voices, progress, signal)
+            yield from self._dub_job(path, default_voice, found_speakers, nfe_step, seed, slot_voices, progress, signal,
+                                     quality_check)
         except gr.Error as error:
             yield gr.skip(), gr.skip(), gr.skip(), "", feedback.error_html(error.message)
         finally:
             handlers.STOPS.finish(key, signal)
 
 
-    def _dub_job(self, path, default_voice, found_speakers, nfe_step, seed, slot_voices, progress, signal):
+    def _dub_job(self, path, default_voice, found_speakers, nfe_step, seed, slot_voices, progress, signal,
+                 quality_check=None):
         mapping = {speaker: voice for speaker, voice in zip(found_speakers or [], slot_voices) if voice}
         clock = feedback.JobClock()
         relay = ProgressRelay(progress, rewrite=clock.rewrite(self.describe_progress))
         rows: list[list[Any]] = []
         result = None
         try:
-            total, events = self._run(path, mapping, default_voice, nfe_step, seed, relay, should_stop=lambda: signal.fired)
+            total, events = self._run(path, mapping, default_voice, nfe_step, seed, relay,
+                                      should_stop=lambda: signal.fired, quality_check=quality_check)
             yield gr.update(value=None, label=TRACK_LABEL), [], None, "Starting...", ""
             for event, value in events:
                 if event == "cue":
@@ -259,5 +268,6 @@ class DubbingHandlers:
         label = f"{TRACK_LABEL} · stopped after {len(result.reports)} of {result.planned} cues" if result.stopped \
             else TRACK_LABEL
         summary = result.summary().replace("Stopped", "**Stopped**", 1)
-        yield (gr.update(value=files["track"], label=label), [r.row() for r in result.reports], files["zip"],
+        yield (gr.update(value=files["track"], label=label), [r.row() for r in result.reports],
+               [files["zip"], files["srt"], files["vtt"]],
                f"{summary} Took {feedback.clock_text(clock.elapsed_s())}.", "")

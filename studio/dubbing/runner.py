@@ -13,6 +13,10 @@ engine's ``duration_s``:
   so no cue overlaps the next one.
 
 The track is as long as the subtitles (the last cue's end); each cue's audio is placed at its start.
+
+Loudness (``loudness``, a :class:`studio.loudness.LoudnessPolicy`): each cue's audio is brought to
+``F5_MIX_LINE_LUFS`` before it is placed, and the whole track to ``F5_LOUDNESS_LUFS`` when that is
+set (one gain, carried over to the placed clips). ``loudness=None`` places the cues as made.
 """
 
 from __future__ import annotations
@@ -28,9 +32,12 @@ from engine.errors import BusyError, InputError
 from engine.options import DEFAULTS, LIMITS
 from engine.progress import ProgressFn
 from engine.request import SynthesisRequest
+from engine.quality.loudness import LoudnessReport
 from engine.text_input import estimated_frames, reference_for_model
 from studio.audio_files import fade_out
 from studio.dubbing.subtitles import Cue, format_time
+from studio.loudness import LoudnessPolicy, apply_gain
+from studio.mix_captions import Spoken, mix_cues, quality_cell, quality_data, words_of
 from studio.voices.references import Reference
 
 MAX_SPEED = 1.5  # the fastest a cue is spoken to fit its slot
@@ -54,6 +61,10 @@ class CueReport:
     fitted: bool  # False: it was cut at the slot's end
     seed: int
     heard_s: float  # what sounds in the slot: the generated audio, cut at the slot's end
+    quality: str = "-"  # the quality column: worst WER and takes, "-" when not checked
+    quality_report: dict | None = None  # the same as data (None when not checked)
+    loudness: LoudnessReport | None = dataclasses.field(default=None, compare=False)  # the cue's levelling
+    words: tuple = dataclasses.field(default=(), repr=False, compare=False)  # recognised words, clip times
 
     @property
     def cut_s(self) -> float:
@@ -64,11 +75,13 @@ class CueReport:
         """A row of the report table (see :data:`REPORT_HEADERS`)."""
         return [self.cue, self.voice, self.text, f"{format_time(self.start_s)} - {format_time(self.end_s)}",
                 round(self.spoken_s, 2), round(self.heard_s, 2), round(self.cut_s, 2),
-                f"{self.speed:.2f}x", "yes" if self.fitted else "no: cut at the end"]
+                f"{self.speed:.2f}x", "yes" if self.fitted else "no: cut at the end", self.quality]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (times rounded to the millisecond)."""
-        data = dataclasses.asdict(self)
+        data = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                if field.name not in ("words", "loudness")}
+        data["loudness"] = None if self.loudness is None else self.loudness.to_dict()
         data["cut_s"] = self.cut_s
         for key in ("start_s", "end_s", "natural_s", "spoken_s", "heard_s", "cut_s"):
             data[key] = round(data[key], 3)
@@ -76,7 +89,8 @@ class CueReport:
         return data
 
 
-REPORT_HEADERS = ["cue", "voice", "text", "slot", "generated (s)", "heard (s)", "cut (s)", "speed", "fitted"]
+REPORT_HEADERS = ["cue", "voice", "text", "slot", "generated (s)", "heard (s)", "cut (s)", "speed", "fitted",
+                  "quality"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +103,7 @@ class DubResult:
     clips: tuple[np.ndarray, ...]
     planned: int = 0  # cues in the subtitles (0: as many as were made)
     stopped: bool = False  # Stop ended it after ``len(reports)`` cues; the track ends with the last one
+    loudness: LoudnessReport | None = None  # the whole track's normalisation (None: F5_LOUDNESS_LUFS unset)
 
     def report_json(self) -> str:
         """The report as JSON."""
@@ -103,7 +118,14 @@ class DubResult:
                     f"(kept: the track, the ZIP and the report). " + text)
         if cut:
             text += f"; cut at the slot's end (too long even at {MAX_SPEED:g}x): cue {', '.join(cut)}"
-        return text + f". Track: {format_time(len(self.audio) / self.sample_rate)}."
+        text += f". Track: {format_time(len(self.audio) / self.sample_rate)}."
+        return text + (f" Track {self.loudness.describe()}." if self.loudness is not None else "")
+
+    def caption_cues(self) -> list:
+        """Captions of the track: each cue's words (word-level, when it was transcribed) or its text,
+        over the time its speech is heard."""
+        return mix_cues([Spoken(r.text, r.start_s, r.start_s + r.heard_s, r.words) for r in self.reports],
+                        len(self.audio) / self.sample_rate)
 
 
 def natural_seconds(clip: ReferenceClip, ref_text: str, text: str) -> float:
@@ -141,14 +163,15 @@ def place(track: np.ndarray, audio: np.ndarray, cue: Cue, rate: int) -> tuple[np
 def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str, ReferenceClip], backend: Any, *,
             nfe_step: int | None, seed: int | None, on_progress: ProgressFn | None = None,
             synthesize_whole: Callable[..., Any] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> Iterator[tuple[str, Any]]:
+            should_stop: Callable[[], bool] | None = None, loudness: LoudnessPolicy | None = None,
+            quality_check: bool | None = None) -> Iterator[tuple[str, Any]]:
     """Synthesise and place every cue under one lease. ``voices`` maps each cue number to its
     voice; ``clips`` maps each voice's name key to its checked clip (for the estimate);
     ``synthesize_whole`` replaces ``backend.synthesize`` (ZeroGPU: a GPU lent per call, no progress).
 
     Yields ``("cue", CueReport)`` per cue, then ``("done", DubResult)``. ``should_stop()`` is asked
     before each cue: True ends the run there, with the cues made so far (``stopped=True``, the track
-    cut after the last one)."""
+    cut after the last one). ``quality_check`` goes into each cue's request (None: the server's default)."""
     from studio.voices.names import name_key
 
     progress = on_progress or (lambda fraction, message: None)
@@ -161,7 +184,7 @@ def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str
             if should_stop is not None and should_stop():
                 end = int(round(reports[-1].end_s * rate)) if reports else 0
                 progress(1.0, "Stopped")
-                yield "done", DubResult(track[:end], rate, tuple(reports), tuple(placed), len(cues), True)
+                yield "done", _finished(track[:end], rate, reports, placed, len(cues), True, loudness)
                 return
             ref = voices[cue.number]
             natural = natural_seconds(clips[name_key(ref.name)], ref.ref_text, cue.text)
@@ -169,7 +192,8 @@ def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str
             label = f"Cue {cue.number} of {len(cues)} ({ref.name})"
             request = SynthesisRequest(ref_audio=str(ref.clip_path), ref_text=ref.ref_text, gen_text=cue.text,
                                        nfe_step=nfe_step, speed=DEFAULTS.speed, cross_fade=DEFAULTS.cross_fade,
-                                       remove_silence=False, seed=seed, duration_s=wanted)
+                                       remove_silence=False, seed=seed, duration_s=wanted,
+                                       quality_check=quality_check)
             try:
                 if synthesize_whole is not None:
                     result = synthesize_whole(request)
@@ -181,11 +205,26 @@ def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str
             if result.sample_rate != rate:
                 raise RuntimeError(f"the engine made {result.sample_rate} Hz audio, not {rate} Hz")
             spoken = len(result.audio) / rate
-            clip, fitted = place(track, result.audio, cue, rate)
+            audio, levelled = result.audio, None
+            if loudness is not None:
+                audio, levelled = loudness.level_line(audio, rate)
+            clip, fitted = place(track, audio, cue, rate)
             report = CueReport(cue.number, cue.text, ref.name, cue.start_s, cue.end_s, natural, spoken,
-                               natural / wanted, fitted, int(result.seed), len(clip) / rate)
+                               natural / wanted, fitted, int(result.seed), len(clip) / rate, quality_cell(result),
+                               quality_data(result), levelled, words_of(result))
             reports.append(report)
             placed.append(clip)
             yield "cue", report
     progress(1.0, "Mixing")
-    yield "done", DubResult(track, rate, tuple(reports), tuple(placed), len(cues))
+    yield "done", _finished(track, rate, reports, placed, len(cues), False, loudness)
+
+
+def _finished(track: np.ndarray, rate: int, reports: list[CueReport], placed: list[np.ndarray], planned: int,
+              stopped: bool, loudness: LoudnessPolicy | None) -> DubResult:
+    """The result, the track brought to F5_LOUDNESS_LUFS when set (its gain carried to the clips)."""
+    report = None
+    if loudness is not None and len(track):
+        track, report = loudness.finish(track, rate)
+        if report is not None:
+            placed = [apply_gain(clip, report.gain_db) for clip in placed]
+    return DubResult(track, rate, tuple(reports), tuple(placed), planned, stopped, report)

@@ -37,6 +37,7 @@ class DubbingTab:
     report: gr.Dataframe
     zip_file: gr.File
     result: gr.Markdown
+    quality_check: gr.Checkbox
 
 
 def build_dubbing_tab(settings: FrontendSettings) -> DubbingTab:
@@ -58,6 +59,8 @@ def build_dubbing_tab(settings: FrontendSettings) -> DubbingTab:
                                      label="NFE steps", elem_id="dub-nfe", min_width=140)
                 seed = gr.Number(settings.defaults.seed, label="Seed (-1 = random per cue)", precision=0,
                                  elem_id="dub-seed", min_width=120)
+            quality_check = gr.Checkbox(settings.quality_check, label="Quality check (transcribe each cue, retry "
+                                        "garbled chunks)", elem_id="dub-quality")
             with gr.Row():
                 dub_btn = gr.Button("Dub", variant="primary", elem_id="dub-btn", scale=3)
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="dub-stop", scale=1, min_width=80)
@@ -66,13 +69,13 @@ def build_dubbing_tab(settings: FrontendSettings) -> DubbingTab:
                              elem_id="dub-track")
             result = gr.Markdown("", elem_id="dub-result")
             report = gr.Dataframe(headers=REPORT_HEADERS, value=None, interactive=False, wrap=True,
-                                  column_widths=["6%", "10%", "24%", "16%", "9%", "9%", "8%", "8%", "10%"],
+                                  column_widths=["5%", "9%", "20%", "14%", "8%", "8%", "7%", "7%", "9%", "13%"],
                                   label="Per-cue report: seconds generated, heard in the slot, cut at its end",
                                   elem_id="dub-report")
-            zip_file = gr.File(label="Cues (ZIP of WAVs and report.json)", interactive=False, height=100,
-                               elem_id="dub-zip")
+            zip_file = gr.File(label="Cues (ZIP of WAVs and report.json) and captions (SRT, VTT)", interactive=False,
+                               file_count="multiple", height=140, elem_id="dub-zip")
     return DubbingTab(subtitles, summary, error, speakers, default_voice, slots, nfe_step, seed, dub_btn, stop_btn, track,
-                      report, zip_file, result)
+                      report, zip_file, result, quality_check)
 
 
 def wire_dubbing_tab(tab: DubbingTab, settings: FrontendSettings, handlers: DubbingHandlers):
@@ -81,7 +84,8 @@ def wire_dubbing_tab(tab: DubbingTab, settings: FrontendSettings, handlers: Dubb
                          outputs=[tab.summary, tab.error, tab.speakers, *tab.slots], concurrency_limit=None,
                          api_visibility="private")
     dub = tab.dub_btn.click(handlers.dub_ui,
-                            inputs=[tab.subtitles, tab.default_voice, tab.speakers, tab.nfe_step, tab.seed, *tab.slots],
+                            inputs=[tab.subtitles, tab.default_voice, tab.speakers, tab.nfe_step, tab.seed, *tab.slots,
+                                    tab.quality_check],
                             outputs=[tab.track, tab.report, tab.zip_file, tab.result, tab.error],
                             concurrency_limit=None, api_visibility="private", show_progress_on=[tab.track])
     # Stop ends the dub after the cue in progress and keeps the cues made (track, report, ZIP).
@@ -95,8 +99,11 @@ def wire_dubbing_tab(tab: DubbingTab, settings: FrontendSettings, handlers: Dubb
         seed = gr.Number(settings.defaults.seed, label="seed", precision=0)
         track = gr.Audio(type="filepath", label="track")
         report = gr.JSON(label="report")
+        quality_check = gr.Checkbox(settings.quality_check, label="quality_check")
         cues = gr.File(label="cues_zip")
+        srt = gr.File(label="srt")
+        vtt = gr.File(label="vtt")
         trigger = gr.Button("dub")
-    trigger.click(handlers.dub_api, inputs=[subtitles, voice, speaker_voices, nfe_step, seed],
-                  outputs=[track, report, cues], api_name="dub", concurrency_limit=None)
+    trigger.click(handlers.dub_api, inputs=[subtitles, voice, speaker_voices, nfe_step, seed, quality_check],
+                  outputs=[track, report, cues, srt, vtt], api_name="dub", concurrency_limit=None)
     return dub

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from studio.backend import Backend
 from studio.backend import status as backend_status
 from studio.backend.zerogpu import zerogpu_synthesis
+from studio.loudness import report_headers
 from studio.public import public_text
 from studio.rest.auth import require_key
 from studio.rest.bodies import audio_body, sse_body
@@ -60,7 +61,7 @@ def build_router(backend: Backend, catalog: Callable[[], VoiceCatalog], api_key:
         log.info("speech: voice %r, %s%s, %d chars, speed %g, first audio after %.2f s", job.voice,
                  job.format.name, " (sse)" if job.sse else "", job.input_chars, job.speed_used,
                  time.perf_counter() - started)
-        headers = {**STREAM_HEADERS, **job.headers()}
+        headers = {**STREAM_HEADERS, **job.headers(), **report_headers(first.loudness)}
         if job.sse:
             return StreamingResponse(sse_body(job, first, pieces), media_type="text/event-stream", headers=headers)
         return StreamingResponse(audio_body(first, pieces), media_type=job.format.content_type, headers=headers)

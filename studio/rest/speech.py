@@ -5,6 +5,11 @@
 the backend's stream and encodes each chunk as it comes; it runs in the request's own thread
 (``studio.rest.pump``). ``speed`` is OpenAI's (0.25-4.0) clamped to what F5 can do
 (``engine.options.LIMITS["speed"]``); the value used goes back in ``X-F5-Speed-Used``.
+
+With ``F5_LOUDNESS_LUFS`` set, the whole clip is made first, brought to that loudness
+(:mod:`studio.loudness`) and sent as one piece: the response then starts when the clip is done,
+and its ``X-F5-Loudness-*`` headers say what was applied (a lossy format is corrected for what its
+encoder does to the loudness: :mod:`studio.rest.loudness_fit`). Unset, chunks stream as they are made.
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ from typing import Iterator
 
 from engine.options import DEFAULTS
 from engine.request import SynthesisRequest
+from engine.quality.loudness import LoudnessReport
 from engine.results import StreamChunk, SynthesisResult
 from studio.backend import Backend, FrontendSettings
 from studio.backend.zerogpu import WholeSynthesis
+from studio.loudness import LoudnessPolicy
 from studio.rest.encoding import FORMATS, AudioFormat, StreamEncoder
+from studio.rest.loudness_fit import encode_at_loudness
 from studio.rest.errors import ApiError
 from studio.rest.schemas import SpeechRequest
 from studio.rest.voices import UnknownVoice, UnusableVoice, VoiceCatalog
@@ -54,6 +62,7 @@ class Piece:
 
     data: bytes
     result: SynthesisResult | None = None
+    loudness: LoudnessReport | None = None  # what was applied to the whole clip (F5_LOUDNESS_LUFS set)
 
 
 def speed_for_engine(speed: float, settings: FrontendSettings) -> float:
@@ -109,7 +118,12 @@ def engine_chunks(backend: Backend, synthesis: SynthesisRequest, whole: WholeSyn
 
 
 def encoded_pieces(backend: Backend, job: SpeechJob, whole: WholeSynthesis | None = None) -> Iterator[Piece]:
-    """Run ``job`` and encode each chunk as it arrives (call and iterate from one thread)."""
+    """Run ``job`` and encode each chunk as it arrives (call and iterate from one thread); with
+    F5_LOUDNESS_LUFS set, the whole normalised clip as one piece."""
+    policy = LoudnessPolicy.of(getattr(backend, "settings", None))
+    if policy.enabled:
+        yield normalised_piece(backend, job, policy, whole)
+        return
     encoder: StreamEncoder | None = None
     chunks = engine_chunks(backend, job.synthesis, whole)
     try:
@@ -124,3 +138,21 @@ def encoded_pieces(backend: Backend, job: SpeechJob, whole: WholeSynthesis | Non
         chunks.close()
         if encoder is not None:
             encoder.close()
+
+
+def normalised_piece(backend: Backend, job: SpeechJob, policy: LoudnessPolicy, whole: WholeSynthesis | None = None
+                     ) -> Piece:
+    """The whole clip of ``job`` at the policy's loudness, encoded as one piece."""
+    result = None
+    chunks = engine_chunks(backend, job.synthesis, whole)
+    try:
+        for chunk in chunks:
+            if chunk.result is not None:
+                result = chunk.result
+    finally:
+        chunks.close()
+    if result is None:
+        raise RuntimeError("the engine's stream ended without a result")
+    audio, report = policy.finish(result.audio, result.sample_rate)
+    result = dataclasses.replace(result, audio=audio)
+    return Piece(encode_at_loudness(audio, job.format, result.sample_rate, report), result, report)

@@ -52,10 +52,10 @@ print(client.predict(api_name="/status"))  # also /load and /unload
 client.predict(name="Narrator", ref_audio=handle_file("narrator.wav"),
                ref_text="What the clip says.", note="", api_name="/save_voice")
 print(client.predict(api_name="/voices"))  # also /rename_voice (name, new_name) and /delete_voice (name)
-mix, lines_zip, timings, srt = client.predict(
+mix, lines_zip, timings, srt, vtt = client.predict(
     script="Narrator: Once upon a time.\\n[pause 0.5]\\nNarrator: The end.",
     nfe_step={settings.default_nfe_step}, seed=-1, gap_s=0.3, api_name="/dialogue")
-track, report, cues_zip = client.predict(
+track, report, cues_zip, srt, vtt = client.predict(
     subtitles=handle_file("film.srt"), voice="Narrator", speaker_voices="",  # or "Alice=Narrator"
     nfe_step={settings.default_nfe_step}, seed=-1, api_name="/dub")
 ```

@@ -70,8 +70,8 @@ def test_dialogue_lines_come_out_in_order_under_one_lease(voices_client):
     script = ("Alice: Hi there, you all.\n"
               "[Bob] This second line is clearly the longest one of the three in this script. [pause 0.4]\n"
               "alice: [speed 1.3] A middle sized line for you all here.")
-    mix, lines_zip, timings, srt_file = client.predict(script=script, nfe_step=4, seed=123, gap_s=0.25,
-                                                       api_name="/dialogue")
+    mix, lines_zip, timings, srt_file, vtt_file = client.predict(script=script, nfe_step=4, seed=123, gap_s=0.25,
+                                                                 quality_check=False, api_name="/dialogue")
     after = status(client)
     assert after["loads"] == before["loads"] + 1, "the whole script ran under one lease: one load"
     assert after["served"] == before["served"] + 3
@@ -96,11 +96,18 @@ def test_dialogue_lines_come_out_in_order_under_one_lease(voices_client):
             start = round(line["start_s"] * rate)  # the timings are rounded to the millisecond
             offsets = [o for o in range(start - 30, start + 31) if np.array_equal(audio[o:o + len(clip)], clip)]
             assert len(offsets) == 1, f"{name} is in the mix once, at its start"
+    assert {t["quality"] for t in lines} == {"-"}, "not checked: no quality figures"
     with open(srt_file, encoding="utf-8") as handle:
         subtitles = list(srt.parse(handle.read()))
-    assert [s.content for s in subtitles] == ["Alice: Hi there, you all.",
-                                              "Bob: This second line is clearly the longest one of the three in this "
-                                              "script.", "Alice: A middle sized line for you all here."]
+    # Captions: each line's text over its time (no words without the check), long lines cut at 42 characters.
+    assert " ".join(s.content for s in subtitles) == " ".join([
+        "Alice: Hi there, you all.", "Bob: This second line is clearly the longest one of the three in this script.",
+        "Alice: A middle sized line for you all here."])
+    assert all(len(s.content) <= 42 + len("Bob: ") for s in subtitles)
+    assert all(0 <= s.start.total_seconds() < s.end.total_seconds() <= timings["duration_s"] + 1e-3 for s in subtitles)
+    with open(vtt_file, encoding="utf-8") as handle:
+        vtt = handle.read()
+    assert vtt.startswith("WEBVTT") and vtt.count(" --> ") == len(subtitles)
 
 
 def test_dialogue_problems_are_named_before_anything_runs(voices_client):
@@ -137,8 +144,9 @@ Bob: This cue is far too long to be spoken in half a second.
 And one with no speaker at all.
 """, encoding="utf-8")
     before = status(voices_client)
-    track, report, cues_zip = voices_client.predict(subtitles=handle_file(str(subtitles)), voice="Alice",
-                                                    speaker_voices="Bob=Bob", nfe_step=4, seed=7, api_name="/dub")
+    track, report, cues_zip, srt_file, vtt_file = voices_client.predict(
+        subtitles=handle_file(str(subtitles)), voice="Alice", speaker_voices="Bob=Bob", nfe_step=4, seed=7,
+        quality_check=False, api_name="/dub")
     assert status(voices_client)["loads"] == before["loads"] + 1, "the whole dub ran under one lease"
     audio, rate = sf.read(track, dtype="float32")
     assert len(audio) == round(6.0 * rate), "as long as the subtitles"
@@ -158,12 +166,19 @@ And one with no speaker at all.
     with zipfile.ZipFile(cues_zip) as archive:
         assert sorted(archive.namelist()) == ["cue_001.wav", "cue_002.wav", "cue_003.wav", "report.json"]
         assert json.loads(archive.read("report.json")) == report
+    assert {r["quality"] for r in report} == {"-"} and all(r["loudness"]["target_lufs"] == -23.0 for r in report)
+    with open(srt_file, encoding="utf-8") as handle:
+        captions = list(srt.parse(handle.read()))
+    assert captions and all(0 <= c.start.total_seconds() < c.end.total_seconds() <= 6.0 for c in captions)
+    assert captions[0].start.total_seconds() == pytest.approx(0.6, abs=0.002)
+    with open(vtt_file, encoding="utf-8") as handle:
+        assert handle.read().startswith("WEBVTT")
 
 
 def test_a_webvtt_dub_with_voice_spans(voices_client, tmp_path):
     subtitles = tmp_path / "talk.vtt"
     subtitles.write_text("WEBVTT\n\n00:00.300 --> 00:02.000\n<v Bob>Good morning, everyone.\n", encoding="utf-8")
-    track, report, _ = voices_client.predict(subtitles=handle_file(str(subtitles)), voice="", speaker_voices="",
+    track, report, *_ = voices_client.predict(subtitles=handle_file(str(subtitles)), voice="", speaker_voices="",
                                              nfe_step=4, seed=1, api_name="/dub")
     assert report[0]["voice"] == "Bob", "a speaker named like a library voice gets it"
     audio, rate = sf.read(track, dtype="float32")
