@@ -155,10 +155,11 @@ class CompareHandlers:
                 "a": None if hidden else first.details(), "b": None if hidden else second.details()}
         return str(first.clip), str(second.clip), info
 
-    def verdict_api(self, comparison_id, pick) -> dict[str, Any]:
-        """API endpoint ``/compare_verdict``: save the pick; returns the reveal and the tally."""
+    def verdict_api(self, id, pick) -> dict[str, Any]:  # noqa: A002 (the API's field is called "id")
+        """API endpoint ``/compare_verdict``: save the pick (the side pressed) for the comparison
+        ``id``; returns the reveal (each side's details), the pick in variant terms and the tally."""
         try:
-            comparison, side, variant_pick = self.judge(comparison_id, pick)
+            comparison, side, variant_pick = self.judge(id, pick)
             tally = [row.to_dict() for row in self.store.tally()]
         except Exception as error:
             raise user_error(error, "Saving the verdict") from None

@@ -63,7 +63,9 @@ def _variant(name: str, settings: FrontendSettings, nfe_step: int) -> list:
 def build_compare_tab(settings: FrontendSettings) -> CompareTab:
     """Lay out the tab (inside a ``gr.Tab`` opened by the caller)."""
     gr.Markdown(HELP)
-    low_nfe = max(int(settings.limits["nfe_step"][0]), settings.default_nfe_step // 2)  # B differs out of the box
+    low, high = (int(bound) for bound in settings.limits["nfe_step"])
+    half = settings.default_nfe_step // 2  # B differs from A out of the box: half the steps, or twice
+    other_nfe = half if half >= low else min(high, settings.default_nfe_step * 2)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
             voice_pick = gr.Dropdown(label="Saved voice", choices=[], value=None, elem_id="compare-voice")
@@ -84,7 +86,7 @@ def build_compare_tab(settings: FrontendSettings) -> CompareTab:
                 with gr.Column(min_width=150):
                     variant_a = _variant("A", settings, settings.default_nfe_step)
                 with gr.Column(min_width=150):
-                    variant_b = _variant("B", settings, low_nfe)
+                    variant_b = _variant("B", settings, other_nfe)
             error = gr.HTML("", elem_id="compare-error")
             compare_btn = gr.Button("Compare", variant="primary", elem_id="compare-btn")
         with gr.Column(scale=1, min_width=320):
@@ -101,7 +103,7 @@ def build_compare_tab(settings: FrontendSettings) -> CompareTab:
     tally = gr.Dataframe(headers=views.TALLY_HEADERS, value=None, interactive=False, wrap=True,
                          label="Tally per pair of variants", elem_id="compare-tally")
     files = gr.File(label="Download the tally and every verdict (CSV)", file_count="multiple", interactive=False,
-                    height=100, elem_id="compare-files")
+                    elem_id="compare-files")
     return CompareTab(voice_pick, ref_audio, ref_text, text, batch, seed, blind, variant_a, variant_b, compare_btn,
                       error, audio_a, audio_b, details_a, details_b, status, picks, next_btn, state, tally, files)
 

@@ -1,0 +1,84 @@
+"""The A/B endpoints of a real app (tiny model) through gradio_client: /compare (blind), then
+/compare_verdict, then /compare_tally with its CSV files; and the errors a client sees."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+
+from tests.app_process import assert_valid_audio
+
+ROOT = Path(__file__).resolve().parents[2]
+REF_WAV = ROOT / "assets" / "voices" / "voice_male_us.wav"
+REF_TEXT = "Some call me nature, others call me mother nature."
+
+
+@pytest.fixture(scope="module")
+def client(compare_app):
+    return compare_app.client()
+
+
+def compare(client, **changes):
+    args = dict(ref_audio=handle_file(str(REF_WAV)), ref_text=REF_TEXT, voice="", text="A short sentence to compare.",
+                seed=42, variant_a={"nfe_step": 4}, variant_b={"nfe_step": 8, "speed": 1.1}, blind=True)
+    args.update(changes)
+    return client.predict(**args, api_name="/compare")
+
+
+def test_compare_then_verdict_then_tally(client, compare_app):
+    clip_a, clip_b, info = compare(client)
+    audio_a, audio_b = assert_valid_audio(clip_a), assert_valid_audio(clip_b)
+    assert info["blind"] is True and info["a"] is None and info["b"] is None and info["seed"] == 42
+    assert len(audio_a) != len(audio_b) or not np.array_equal(audio_a, audio_b), "two variants, two clips"
+
+    verdict = client.predict(id=info["id"], pick="B", api_name="/compare_verdict")
+    assert verdict["picked_side"] == "B"
+    shown = {verdict["a"]["variant"]["nfe_step"], verdict["b"]["variant"]["nfe_step"]}
+    assert shown == {4, 8}
+    assert verdict["a"]["seed"] == verdict["b"]["seed"] == 42
+    assert verdict["pick"] == ("A" if verdict["swapped"] else "B")
+    (row,) = verdict["tally"]
+    assert row["verdicts"] == 1 and row["variant_1_better"] + row["variant_2_better"] == 1
+
+    # Not blind, the variants entered the other way round: the same pair in the tally.
+    clip_a, clip_b, info = compare(client, variant_a={"nfe_step": 8, "speed": 1.1}, variant_b={"nfe_step": 4},
+                                   blind=False, voice="My voice")
+    assert info["a"]["variant"]["nfe_step"] == 8 and info["b"]["variant"]["nfe_step"] == 4
+    assert info["a"]["rtf"] > 0 and info["a"]["device"] == "cpu" and info["voice"] == "My voice"
+    client.predict(id=info["id"], pick="same", api_name="/compare_verdict")
+
+    tally, tally_csv, verdicts_csv = client.predict(api_name="/compare_tally")
+    (row,) = tally
+    assert row["verdicts"] == 2 and row["same"] == 1
+    with open(verdicts_csv, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["pick"] for r in rows][1] == "same" and rows[0]["blind"] == "yes" and rows[1]["voice"] == "My voice"
+    assert rows[0]["text"] == "A short sentence to compare." and rows[0]["seed"] == "42"
+    kept = Path(compare_app.env["F5_DATA_DIR"]) / "compare"
+    assert (kept / "verdicts.sqlite3").is_file()
+    assert {rows[0]["clip_a"], rows[0]["clip_b"], rows[1]["clip_a"]} <= {p.name for p in (kept / "clips").iterdir()}
+    with open(tally_csv, encoding="utf-8", newline="") as handle:
+        assert list(csv.reader(handle))[1][5] == "2"
+
+
+def test_variants_with_the_same_nfe_steps_share_passes(client):
+    before = client.predict(api_name="/status")["batched_passes"]
+    clip_a, clip_b, _ = compare(client, variant_a={"nfe_step": 4}, variant_b={"nfe_step": 4, "speed": 1.3},
+                                text="Two speeds, one batch of passes.", blind=False)
+    assert len(assert_valid_audio(clip_a)) > len(assert_valid_audio(clip_b)), "faster speech is shorter"
+    assert client.predict(api_name="/status")["batched_passes"] > before, "A and B were sampled together"
+
+
+def test_the_client_sees_clear_errors(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=r"Variant A: unknown model 'pt'; this server offers: f5-tts"):
+        compare(client, variant_a={"model": "pt"})
+    with pytest.raises(AppError, match=r"Variant A and variant B are the same"):
+        compare(client, variant_b={"nfe_step": 4})
+    with pytest.raises(AppError, match=r"judged already, or it expired"):
+        client.predict(id="nope", pick="A", api_name="/compare_verdict")
