@@ -11,7 +11,7 @@ from tests.e2e.conftest import browser, private_tempdir  # noqa: F401  (the e2e 
 @pytest.fixture(scope="package")
 def compare_app(smoke_model_dir, tmp_path_factory) -> App:
     """The app with NFE 4 by default and F5_MAX_BATCH=2, so the two variants of a comparison (one
-    model) are sampled together in one batch."""
+    model, run at once) may be sampled together."""
     with launch_app(tmp_path_factory.mktemp("compare_app"), smoke_model_dir, "compare-app", F5_DEFAULT_NFE="4",
-                    F5_MAX_BATCH="2", F5_BATCH_WAIT_MS="500", F5_IDLE_UNLOAD_S="600") as app:
+                    F5_MAX_BATCH="2", F5_IDLE_UNLOAD_S="600") as app:
         yield app

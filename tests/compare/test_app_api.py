@@ -65,12 +65,13 @@ def test_compare_then_verdict_then_tally(client, compare_app):
         assert list(csv.reader(handle))[1][5] == "2"
 
 
-def test_variants_with_the_same_nfe_steps_share_passes(client):
-    before = client.predict(api_name="/status")["batched_passes"]
-    clip_a, clip_b, _ = compare(client, variant_a={"nfe_step": 4}, variant_b={"nfe_step": 4, "speed": 1.3},
-                                text="Two speeds, one batch of passes.", blind=False)
+def test_variants_that_differ_in_speed_only(client):
+    # Run at once on a batching engine (F5_MAX_BATCH=2); whether they share a pass depends on timing
+    # (a request not yet seated when the other's pass starts is not waited for), so it is not asserted.
+    clip_a, clip_b, info = compare(client, variant_a={"nfe_step": 4}, variant_b={"nfe_step": 4, "speed": 1.3},
+                                   text="Two speeds, the same steps.", blind=False)
     assert len(assert_valid_audio(clip_a)) > len(assert_valid_audio(clip_b)), "faster speech is shorter"
-    assert client.predict(api_name="/status")["batched_passes"] > before, "A and B were sampled together"
+    assert info["a"]["seed"] == info["b"]["seed"] == 42
 
 
 def test_the_client_sees_clear_errors(client):
@@ -82,3 +83,16 @@ def test_the_client_sees_clear_errors(client):
         compare(client, variant_b={"nfe_step": 4})
     with pytest.raises(AppError, match=r"judged already, or it expired"):
         client.predict(id="nope", pick="A", api_name="/compare_verdict")
+
+
+def test_the_api_doc_example_works(client, monkeypatch):
+    import re
+
+    api_doc = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    example = next(block for block in re.findall(r"```python\n(.*?)```", api_doc, flags=re.S) if "/compare" in block)
+    code = example.replace('"nfe_step": 32', '"nfe_step": 4').replace('"nfe_step": 16', '"nfe_step": 8')
+    monkeypatch.chdir(ROOT)
+    namespace = {"client": client, "handle_file": handle_file}
+    exec(compile(code, "docs/api.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    assert namespace["verdict"]["pick"] in ("A", "B") and namespace["comparison"]["a"] is None
+    assert Path(namespace["tally_csv"]).is_file() and Path(namespace["verdicts_csv"]).is_file()
