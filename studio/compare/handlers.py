@@ -141,8 +141,9 @@ class CompareHandlers:
     # ------------------------------------------------------------------ the API
 
     def compare_api(self, ref_audio, ref_text, voice, text, seed, variant_a, variant_b, blind, progress=gr.Progress()):
-        """API endpoint ``/compare``: returns (side A's clip, side B's clip, info: ``id``, ``seed``,
-        ``blind``, ``text``, and each side's details, or None for both while blind)."""
+        """API endpoint ``/compare``: returns (side A's clip, side B's clip, info: ``id`` (for
+        ``/compare_verdict``), ``seed``, ``blind``, ``voice``, and ``a``/``b``: each side's details, None
+        for both while blind)."""
         try:
             models, defaults = self.backend.settings.models, self.variant_defaults()
             a, b = parse_variant("A", variant_a, models, defaults), parse_variant("B", variant_b, models, defaults)

@@ -74,6 +74,13 @@ def test_variants_that_differ_in_speed_only(client):
     assert info["a"]["seed"] == info["b"]["seed"] == 42
 
 
+def test_a_saved_voice_by_name_needs_no_upload(client):
+    clip_a, clip_b, info = compare(client, ref_audio=None, ref_text="", voice="us male (espeak-ng en-us+m3)",
+                                   blind=False)
+    assert info["voice"] == "US male (espeak-ng en-us+m3)"
+    assert_valid_audio(clip_a), assert_valid_audio(clip_b)
+
+
 def test_the_client_sees_clear_errors(client):
     from gradio_client.exceptions import AppError
 

@@ -67,5 +67,27 @@ def test_one_blind_comparison_a_pick_and_the_tally(page):
     assert page.page_errors == [], page.page_errors
 
 
+def test_a_batch_is_judged_line_by_line(page):
+    page.get_by_role("tab", name="A/B", exact=True).click()
+    page.locator("#compare-ref-audio input[type=file]").set_input_files(str(REF_WAV))
+    page.locator("#compare-ref-audio audio").first.wait_for(state="attached", timeout=20_000)
+    page.locator("#compare-ref-text textarea").fill(REF_TEXT)
+    page.locator("#compare-text textarea").fill("The first line of the batch.\nAnd the second one.")
+    page.locator("#compare-batch input[type=checkbox]").check()
+    page.locator("#compare-blind input[type=checkbox]").uncheck()
+    page.locator("#compare-btn").click()
+    wait_for_text(page.locator("#compare-status"), r"Line 1 of 2", timeout_ms=120_000)
+    assert "NFE 4" in page.locator("#compare-details-a").inner_text(), "not blind: details at once"
+    assert not page.locator("#compare-next").is_visible()
+    page.locator("#compare-pick-b").click()
+    wait_for_text(page.locator("#compare-status"), r"Press Next for line 2 of 2")
+    page.locator("#compare-next").click()
+    wait_for_text(page.locator("#compare-status"), r"Line 2 of 2", timeout_ms=120_000)
+    page.locator("#compare-pick-same").click()
+    wait_for_text(page.locator("#compare-status"), r"Batch done: 2 verdicts")
+    assert not page.locator("#compare-next").is_visible()
+    assert page.page_errors == [], page.page_errors
+
+
 def test_the_tab_fits_a_phone(browser, compare_app):
     assert_fits_a_phone(browser, compare_app.url, "compare")

@@ -140,3 +140,18 @@ def test_a_clip_that_expired_is_a_clear_error(tmp_path, clips):
     with pytest.raises(CompareStoreError, match=r"could not be kept \(they may have expired\)"):
         store.save(gone)
     assert store.count() == 0
+
+
+def test_the_bounds_come_from_the_settings(tmp_path):
+    from studio.compare.store import make_store
+    from studio.settings import SettingsError, studio_settings
+
+    settings = studio_settings({"F5_DATA_DIR": str(tmp_path / "d"), "F5_COMPARE_MAX_VERDICTS": "12",
+                                "F5_COMPARE_MAX_CLIP_MB": "3"})
+    store = make_store(settings)
+    assert (store.max_verdicts, store.max_clip_bytes) == (12, 3 * 1024 * 1024)
+    assert store.index == tmp_path / "d" / "compare" / "verdicts.sqlite3"
+    defaults = studio_settings({"F5_DATA_DIR": str(tmp_path / "d")})
+    assert (defaults.compare_max_verdicts, defaults.compare_max_clip_mb) == (5000, 500)
+    with pytest.raises(SettingsError, match=r"F5_COMPARE_MAX_VERDICTS='0' must be at least 1"):
+        studio_settings({"F5_COMPARE_MAX_VERDICTS": "0"})
