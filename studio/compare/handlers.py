@@ -238,9 +238,8 @@ class CompareHandlers:
         first, second = comparison.shown()
         details = views.shown_details(comparison, self.show_model, revealed=False)
         count = len(plan["lines"])
-        where = f"Line {plan['index'] + 1} of {count}: " if count > 1 else ""
-        status = f"{where}listen to A and B, then pick (seed {comparison.seed}" + \
-            (", blind)." if comparison.blind else ").")
+        ask = f"listen to A and B, then pick (seed {comparison.seed}{', blind' if comparison.blind else ''})."
+        status = f"Line {plan['index'] + 1} of {count}: {ask}" if count > 1 else ask[0].upper() + ask[1:]
         on = gr.update(interactive=True)
         return (gr.update(value=str(first.clip), label="A"), gr.update(value=str(second.clip), label="B"), *details,
                 comparison.seed, status, "", plan, on, on, on, gr.update(visible=False))

@@ -40,7 +40,7 @@ def test_one_blind_comparison_a_pick_and_the_tally(page):
     page.locator("#compare-text textarea").fill("Which of these two sounds better to you?")
     assert page.locator("#compare-pick-a").is_disabled(), "nothing to pick yet"
     page.locator("#compare-btn").click()
-    status = wait_for_text(page.locator("#compare-status"), r"listen to A and B", timeout_ms=120_000)
+    status = wait_for_text(page.locator("#compare-status"), r"Listen to A and B", timeout_ms=120_000)
     seed = re.search(r"seed (\d+), blind", status).group(1)
     assert page.locator("#compare-seed input").input_value() == seed, "the drawn seed is shown"
     assert page.locator("#compare-error .field-error").count() == 0, "the next Compare clears the problem"
