@@ -15,6 +15,8 @@ APP_ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_MAX_UPLOAD_MB": ("20", "Largest file a browser or API client may upload, in megabytes."),
     "F5_DATA_DIR": ("./data", "Where the voice library is kept (an SQLite index and WAV clips under `voices/`); relative to the working directory. On a Hugging Face Space with persistent storage use `/data`."),
     "F5_MAX_VOICES": ("200", "Most voices the library may hold (the bundled example voices do not count)."),
+    "F5_COMPARE_MAX_VERDICTS": ("5000", "Most A/B verdicts the A/B tab keeps (`compare/verdicts.sqlite3` under F5_DATA_DIR); past it new verdicts are refused with a message until the log is exported and the file removed, or the limit raised."),
+    "F5_COMPARE_MAX_CLIP_MB": ("500", "Most megabytes of A/B clips kept beside the verdicts (`compare/clips/`); past it the oldest verdicts' clips are removed (their rows, and the tally, stay)."),
     "F5_MAX_CUES": ("500", "Most cues a subtitle file may have for dubbing."),
     "F5_MAX_SCRIPT_LINES": ("200", "Most lines a dialogue script may have: spoken lines and `[pause]` lines each count (the script's size is capped at this many lines of F5_MAX_TEXT_CHARS)."),
     "F5_MAX_PAUSE_SECONDS": ("300", "Most seconds of silence the `[pause]` tags of one dialogue script may add up to."),
@@ -88,6 +90,8 @@ class StudioSettings:
     max_script_lines: int  # F5_MAX_SCRIPT_LINES
     max_pause_seconds: int = 300  # F5_MAX_PAUSE_SECONDS
     max_track_seconds: int = 7200  # F5_MAX_TRACK_SECONDS
+    compare_max_verdicts: int = 5000  # F5_COMPARE_MAX_VERDICTS
+    compare_max_clip_mb: int = 500  # F5_COMPARE_MAX_CLIP_MB
 
 
 def _positive_int(env: dict[str, str] | os._Environ, name: str) -> int:
@@ -102,8 +106,8 @@ def _positive_int(env: dict[str, str] | os._Environ, name: str) -> int:
 
 
 def studio_settings(environ: dict[str, str] | None = None) -> StudioSettings:
-    """F5_DATA_DIR, F5_MAX_VOICES, F5_MAX_CUES, F5_MAX_SCRIPT_LINES, F5_MAX_PAUSE_SECONDS and
-    F5_MAX_TRACK_SECONDS, checked."""
+    """F5_DATA_DIR, F5_MAX_VOICES, F5_MAX_CUES, F5_MAX_SCRIPT_LINES, F5_MAX_PAUSE_SECONDS,
+    F5_MAX_TRACK_SECONDS and the A/B log's F5_COMPARE_MAX_VERDICTS and F5_COMPARE_MAX_CLIP_MB, checked."""
     env = os.environ if environ is None else environ
     raw_dir = env.get("F5_DATA_DIR", "").strip() or APP_ENV_VARS["F5_DATA_DIR"][0]
     data_dir = Path(raw_dir).expanduser().resolve()
@@ -113,7 +117,9 @@ def studio_settings(environ: dict[str, str] | None = None) -> StudioSettings:
                           max_cues=_positive_int(env, "F5_MAX_CUES"),
                           max_script_lines=_positive_int(env, "F5_MAX_SCRIPT_LINES"),
                           max_pause_seconds=_positive_int(env, "F5_MAX_PAUSE_SECONDS"),
-                          max_track_seconds=_positive_int(env, "F5_MAX_TRACK_SECONDS"))
+                          max_track_seconds=_positive_int(env, "F5_MAX_TRACK_SECONDS"),
+                          compare_max_verdicts=_positive_int(env, "F5_COMPARE_MAX_VERDICTS"),
+                          compare_max_clip_mb=_positive_int(env, "F5_COMPARE_MAX_CLIP_MB"))
 
 
 def api_key(environ: dict[str, str] | None = None) -> str | None:

@@ -33,7 +33,7 @@ def smoke_model_dir(tmp_path_factory) -> Path:
 #: Session- and package-scoped fixtures that start a `python app.py`: every test that uses one (directly or
 #: through another fixture) runs on the same xdist worker, so each app starts once. Every other test runs
 #: with the rest of its module.
-SHARED_APP_FIXTURES = ("app_server", "shared_app", "voices_app")
+SHARED_APP_FIXTURES = ("app_server", "shared_app", "voices_app", "compare_app")
 
 
 def xdist_group_of(fixturenames: list[str], path: Path) -> str:

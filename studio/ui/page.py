@@ -13,6 +13,9 @@ import gradio as gr
 from studio.backend import Backend
 from studio.clone.handlers import CloneHandlers
 from studio.clone.tab import build_clone_tab, wire_clone_tab
+from studio.compare.handlers import CompareHandlers
+from studio.compare.store import VerdictStore, make_store
+from studio.compare.tab import build_compare_tab, wire_compare_tab
 from studio.dialogue.handlers import DialogueHandlers
 from studio.dialogue.tab import build_dialogue_tab, wire_dialogue_tab
 from studio.dubbing.handlers import DubbingHandlers
@@ -72,10 +75,11 @@ document.addEventListener("keydown", (event) => {
 </script>"""
 
 
-def build_demo(backend: Backend, studio: StudioSettings, library: VoiceLibrary) -> gr.Blocks:
+def build_demo(backend: Backend, studio: StudioSettings, library: VoiceLibrary,
+               verdicts: VerdictStore | None = None) -> gr.Blocks:
     """The Blocks app on ``backend`` (forms and limits follow its settings); every handler is
-    made here, on that backend, ``studio`` (the app's settings, read at start-up) and ``library``
-    (the voice library)."""
+    made here, on that backend, ``studio`` (the app's settings, read at start-up), ``library``
+    (the voice library) and ``verdicts`` (the A/B tab's log; default: under ``studio.data_dir``)."""
     settings = backend.settings
     handlers = CloneHandlers(backend)
     library_handlers = VoiceHandlers(library)
@@ -93,6 +97,8 @@ def build_demo(backend: Backend, studio: StudioSettings, library: VoiceLibrary) 
                 dialogue = build_dialogue_tab(settings)
             with gr.Tab("Dubbing", id="dubbing"):
                 dubbing = build_dubbing_tab(settings)
+            with gr.Tab("A/B", id="compare"):
+                compare = build_compare_tab(settings)
             with gr.Tab("API", id="api"):
                 api_text = build_api_tab(settings)
         panel = build_engine_panel(handlers)  # outside the tabs: the same panel under every tab
@@ -100,14 +106,16 @@ def build_demo(backend: Backend, studio: StudioSettings, library: VoiceLibrary) 
         voices_events = wire_voices_tab(voices, library_handlers)
         dialogue_event = wire_dialogue_tab(dialogue, settings, DialogueHandlers(backend, studio, library))
         dub_event = wire_dubbing_tab(dubbing, settings, DubbingHandlers(backend, studio, library))
+        compare_event = wire_compare_tab(compare, settings, CompareHandlers(
+            backend, verdicts if verdicts is not None else make_store(studio), library), library_handlers, demo)
         wire_api_tab(api_text, settings, demo)
         wire_engine_panel(panel, demo, handlers)
         # The panel at once after a result (not 2 s later, still saying "busy").
-        for event in (clone_events.generate, dialogue_event, dub_event):
+        for event in (clone_events.generate, dialogue_event, dub_event, compare_event):
             event.then(handlers.status_panel, outputs=panel.status_box, queue=False, api_visibility="private",
                        show_progress="hidden")
         # Every list of voices follows the library: on page load, after a save, rename or delete.
-        pickers = [clone.voice_pick, voices.selector, dubbing.default_voice]
+        pickers = [clone.voice_pick, voices.selector, dubbing.default_voice, compare.voice_pick]
         views = [*pickers, voices.table, dialogue.voices_hint]
 
         def show_library():

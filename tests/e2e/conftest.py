@@ -96,7 +96,7 @@ def wait_for_text(locator, pattern: str, timeout_ms: int = 30_000) -> str:
     raise AssertionError(f"{pattern!r} never appeared; last text: {text!r}")
 
 
-TABS = ("Voice clone", "Voices", "Dialogue", "Dubbing", "API")
+TABS = ("Voice clone", "Voices", "Dialogue", "Dubbing", "A/B", "API")
 
 
 def assert_fits_a_phone(browser, url: str, name: str) -> None:
@@ -117,7 +117,7 @@ def assert_fits_a_phone(browser, url: str, name: str) -> None:
             button.click()
             page.wait_for_timeout(500)
             widths[tab] = page.evaluate("() => document.documentElement.scrollWidth")
-            page.screenshot(path=str(ARTIFACTS / f"{name}-phone-{tab.replace(' ', '-').lower()}.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / f"{name}-phone-{tab.replace(' ', '-').replace('/', '').lower()}.png"), full_page=True)
         assert all(width <= 390 for width in widths.values()), f"wider than a 390 px phone: {widths}"
     finally:
         context.close()

@@ -30,8 +30,8 @@ def test_the_api_lists_every_endpoint(voices_client):
                           "/delete_voice", "/dialogue", "/dub"}
     params = {name: [p["parameter_name"] for p in named[name]["parameters"]] for name in named}
     assert params["/save_voice"] == ["name", "ref_audio", "ref_text", "note"]
-    assert params["/dialogue"] == ["script", "nfe_step", "seed", "gap_s"]
-    assert params["/dub"] == ["subtitles", "voice", "speaker_voices", "nfe_step", "seed"]
+    assert params["/dialogue"] == ["script", "nfe_step", "seed", "gap_s", "quality_check"]
+    assert params["/dub"] == ["subtitles", "voice", "speaker_voices", "nfe_step", "seed", "quality_check"]
     assert params["/rename_voice"] == ["name", "new_name"] and params["/delete_voice"] == ["name"]
 
 
@@ -225,4 +225,4 @@ def test_the_readme_voice_examples_work(voices_app, tmp_path, monkeypatch):
         exec(compile(example.replace("nfe_step=32", "nfe_step=4"), "docs/api.md", "exec"), namespace)  # noqa: S102
     assert namespace["voice"]["name"] == "Narrator" and len(namespace["timings"]["lines"]) == 2
     assert_valid_audio(namespace["mix"]) is not None and namespace["report"][0]["fitted"] is True
-    assert "(1, True)" in out.getvalue()
+    assert "(1, True, '-')" in out.getvalue()  # cue 1 fitted, no quality check asked
