@@ -13,21 +13,12 @@ from engine.errors import InputError
 from studio.dialogue import handlers as dialogue_handlers
 from studio.dialogue.runner import run_dialogue
 from studio.dialogue.script import Pause, Turn
-from studio.settings import studio_settings
-from studio.voices.references import Reference, Upload
+from studio.voices.references import Upload
 
 from tests.voices.conftest import REF_TEXT, REF_WAV, library, voice_clips  # noqa: F401  (fixtures)
-from tests.voices.fakes import SR, FakeBackend, settings
+from tests.voices.fakes import SR, FakeBackend
+from tests.voices.job_fixtures import ALICE, APP_LIMITS, BOB, SETTINGS, collect
 
-SETTINGS = settings()  # a LocalBackend's with the default configuration
-APP_LIMITS = studio_settings({})  # the app settings' defaults (script lines, pauses)
-
-ALICE = Reference("Alice", REF_WAV, REF_TEXT)
-BOB = Reference("Bob", REF_WAV, REF_TEXT)
-
-
-def collect(events):
-    return list(events)
 
 
 def test_dialogue_lines_in_order_under_one_lease_with_timings():

@@ -15,21 +15,11 @@ from engine.text_input import reference_for_model
 from studio.dubbing import handlers as dubbing_handlers
 from studio.dubbing.runner import FADE_S, MAX_SPEED, REPORT_HEADERS, natural_seconds, place, run_dub, target_seconds
 from studio.dubbing.subtitles import Cue
-from studio.settings import studio_settings
-from studio.voices.references import Reference
 
 from tests.voices.conftest import REF_TEXT, REF_WAV, library, voice_clips  # noqa: F401  (fixtures)
-from tests.voices.fakes import SR, FakeBackend, settings
+from tests.voices.fakes import SR, FakeBackend
+from tests.voices.job_fixtures import ALICE, BOB, collect
 
-SETTINGS = settings()  # a LocalBackend's with the default configuration
-APP_LIMITS = studio_settings({})  # the app settings' defaults (script lines, pauses)
-
-ALICE = Reference("Alice", REF_WAV, REF_TEXT)
-BOB = Reference("Bob", REF_WAV, REF_TEXT)
-
-
-def collect(events):
-    return list(events)
 
 
 def test_natural_length_is_f5_tts_own_estimate():

@@ -13,18 +13,12 @@ from studio.dialogue.runner import run_dialogue
 from studio.dialogue.script import Turn
 from studio.dubbing.runner import run_dub
 from studio.dubbing.subtitles import Cue
-from studio.voices.references import Reference
 
-from .conftest import REF_TEXT, REF_WAV
+from .conftest import REF_WAV
 from .fakes import SR, FakeBackend
+from .job_fixtures import ALICE, BOB, collect
 
 
-ALICE = Reference("Alice", REF_WAV, REF_TEXT)
-BOB = Reference("Bob", REF_WAV, REF_TEXT)
-
-
-def collect(events):
-    return list(events)
 
 
 def test_stop_keeps_the_lines_and_cues_made_before_it():
