@@ -64,6 +64,18 @@ class LoudnessPolicy:
         return normalise(audio, sample_rate, self.line_lufs, self.true_peak_dbfs)
 
 
+def finish_mix(audio: np.ndarray, sample_rate: int, clips: list[np.ndarray], policy: "LoudnessPolicy | None"
+               ) -> tuple[np.ndarray, list[np.ndarray], LoudnessReport | None]:
+    """A dialogue mix or a dub track brought to F5_LOUDNESS_LUFS when set, its gain carried to the
+    per-line clips (so they stay sample-identical to the mix): (audio, clips, report or None)."""
+    if policy is None or not len(audio):
+        return audio, clips, None
+    audio, report = policy.finish(audio, sample_rate)
+    if report is not None:
+        clips = [apply_gain(clip, report.gain_db) for clip in clips]
+    return audio, clips, report
+
+
 def apply_gain(audio: np.ndarray, gain_db: float) -> np.ndarray:
     """``audio`` scaled by ``gain_db`` (float32): the mix's gain carried over to its per-line clips."""
     samples = np.asarray(audio, dtype=np.float32)

@@ -32,7 +32,7 @@ from engine.request import SynthesisRequest
 from engine.results import StreamChunk
 from engine.quality.loudness import LoudnessReport
 from studio.dialogue.script import Pause, Turn
-from studio.loudness import LoudnessPolicy, apply_gain
+from studio.loudness import LoudnessPolicy, finish_mix
 from studio.mix_captions import Spoken, mix_cues, quality_cell, quality_data, words_of
 from studio.voices.names import name_key
 from studio.voices.references import Reference
@@ -211,11 +211,7 @@ def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference],
 def _finished(audio: np.ndarray, rate: int, timings: list[LineTiming], clips: list[np.ndarray], planned: int,
               stopped: bool, loudness: LoudnessPolicy | None) -> DialogueResult:
     """The result, the mix brought to F5_LOUDNESS_LUFS when set (its gain carried to the clips)."""
-    report = None
-    if loudness is not None and len(audio):
-        audio, report = loudness.finish(audio, rate)
-        if report is not None:
-            clips = [apply_gain(clip, report.gain_db) for clip in clips]
+    audio, clips, report = finish_mix(audio, rate, clips, loudness)
     return DialogueResult(audio, rate, tuple(timings), tuple(clips), planned, stopped, report)
 
 

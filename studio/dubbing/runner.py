@@ -36,7 +36,7 @@ from engine.quality.loudness import LoudnessReport
 from engine.text_input import estimated_frames, reference_for_model
 from studio.audio_files import fade_out
 from studio.dubbing.subtitles import Cue, format_time
-from studio.loudness import LoudnessPolicy, apply_gain
+from studio.loudness import LoudnessPolicy, finish_mix
 from studio.mix_captions import Spoken, mix_cues, quality_cell, quality_data, words_of
 from studio.voices.references import Reference
 
@@ -222,9 +222,5 @@ def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str
 def _finished(track: np.ndarray, rate: int, reports: list[CueReport], placed: list[np.ndarray], planned: int,
               stopped: bool, loudness: LoudnessPolicy | None) -> DubResult:
     """The result, the track brought to F5_LOUDNESS_LUFS when set (its gain carried to the clips)."""
-    report = None
-    if loudness is not None and len(track):
-        track, report = loudness.finish(track, rate)
-        if report is not None:
-            placed = [apply_gain(clip, report.gain_db) for clip in placed]
+    track, placed, report = finish_mix(track, rate, placed, loudness)
     return DubResult(track, rate, tuple(reports), tuple(placed), planned, stopped, report)
