@@ -23,6 +23,7 @@ from studio.mix_captions import write_captions
 from studio.runner import ProgressRelay
 from studio.settings import StudioSettings
 from studio.ui import feedback
+from studio.voices.handlers import voice_names
 from studio.voices.library import VoiceLibrary, VoiceNotFound
 from studio.voices.names import name_key
 from studio.voices.references import check_clips, resolve
@@ -201,7 +202,7 @@ class DubbingHandlers:
         except Exception as error:  # under the file, one problem per line, until the next upload
             return ("", feedback.error_html(user_error(error, "Reading the subtitles").message), [], *hidden)
         found = speakers(cues)
-        names = {name_key(n): n for n in self._voice_names()}
+        names = {name_key(n): n for n in voice_names(self.library)}
         updates = [gr.update(visible=True, label=f"Voice for {s}", choices=list(names.values()),
                              value=names.get(name_key(s))) for s in found[:SPEAKER_SLOTS]]
         updates += hidden[len(updates):]
@@ -211,14 +212,6 @@ class DubbingHandlers:
                       if len(found) > SPEAKER_SLOTS else ""))
         return (summary, "", found, *updates)
 
-
-    def _voice_names(self) -> list[str]:
-        """Every voice's name ([] when the library cannot be read: logged)."""
-        try:
-            return [entry.name for entry in self.library.list()]
-        except Exception:
-            log.exception("listing the voices failed")
-            return []
 
     def dub_ui(self, path, default_voice, found_speakers, nfe_step, seed, voice_1, voice_2, voice_3, voice_4,
                voice_5, voice_6, quality_check=None, progress=gr.Progress(), request: gr.Request = None):

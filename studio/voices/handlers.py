@@ -31,6 +31,15 @@ def _run(action: str, work, *args):
         raise user_error(error, action) from None
 
 
+def voice_names(library: VoiceLibrary) -> list[str]:
+    """Every voice's name in ``library``, for a picker ([] when it cannot be read: logged)."""
+    try:
+        return [entry.name for entry in library.list()]
+    except Exception:
+        log.exception("listing the voices failed")
+        return []
+
+
 def voices_hint(names: list[str]) -> str:
     """The Dialogue tab's line about which names a script may use."""
     if not names:
@@ -100,11 +109,7 @@ class VoiceHandlers:
 
     def voice_names(self) -> list[str]:
         """Every voice's name, for the pickers ([] when the library cannot be read: logged)."""
-        try:
-            return [entry.name for entry in self.library.list()]
-        except Exception:
-            log.exception("listing the voices failed")
-            return []
+        return voice_names(self.library)
 
     def table_rows(self, entries: list[VoiceEntry] | None = None) -> list[list[Any]]:
         """The Voices tab's table (of ``entries``, default: the whole library)."""
