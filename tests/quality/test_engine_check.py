@@ -48,7 +48,7 @@ def test_every_chunk_is_heard_by_the_real_whisper_and_captions_fit_the_audio(smo
         whisper = shared_transcriber(str(tiny_whisper_dir), "cpu")
         assert whisper.loaded and whisper.strays() == []  # the engine used the process's shared one
         engine.unload()
-        assert not whisper.loaded and whisper.strays("cpu") == [] and engine.inspect().placed_on is None
+        assert not whisper.loaded and whisper.strays("cpu") == [] and engine.status().state == "unloaded"
     finally:
         engine.close()
 
