@@ -94,7 +94,7 @@ class EngineConfig:
     max_queue: int = 32
     max_text_chars: int = 2000
     max_ref_seconds: float = 12.0
-    asr_model: str = ""
+    asr_model: str = DEFAULT_ASR_MODEL  # F5_ASR_MODEL; empty: no speech recognition
     cpu_fast_mode: bool = False
     cpu_fast_cfg_cutoff: float | None = None
     cpu_threads: int = 0
