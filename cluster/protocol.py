@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 
 from engine import errors
-from engine.results import StreamChunk, SynthesisResult
+from engine.quality.check import report_from_dict
+from engine.quality.transcriber import Word
+from engine.results import Segment, StreamChunk, SynthesisResult
 from engine.status import Notice
 
 PROGRESS_STATE = "PROGRESS"  # custom Celery state: meta = {"attempt", "fraction", "message", "worker"}
@@ -100,6 +102,8 @@ def encode_result(result: SynthesisResult) -> dict[str, Any]:
         "gen_text": result.gen_text, "chunks": result.chunks, "elapsed_s": result.elapsed_s,
         "queue_wait_s": result.queue_wait_s, "spectrogram": encode_array(result.spectrogram),
         "notices": [Notice.from_any(n).to_dict() for n in result.notices], "fast_mode": result.fast_mode,
+        "quality": None if result.quality is None else result.quality.to_dict(),
+        "segments": [encode_segment(s) for s in result.segments],
     }
 
 
@@ -112,7 +116,21 @@ def decode_result(data: dict[str, Any], queue_wait_s: float | None = None) -> Sy
         gen_text=str(data["gen_text"]), chunks=int(data["chunks"]), elapsed_s=float(data["elapsed_s"]),
         queue_wait_s=float(data["queue_wait_s"] if queue_wait_s is None else queue_wait_s),
         spectrogram=decode_array(data.get("spectrogram")),
-        notices=tuple(Notice.from_any(n) for n in data.get("notices", ())), fast_mode=bool(data.get("fast_mode")))
+        notices=tuple(Notice.from_any(n) for n in data.get("notices", ())), fast_mode=bool(data.get("fast_mode")),
+        quality=None if data.get("quality") is None else report_from_dict(data["quality"]),
+        segments=tuple(decode_segment(s) for s in data.get("segments", ())))
+
+
+def encode_segment(segment: Segment) -> dict[str, Any]:
+    """A chunk's :class:`Segment` as JSON (times exact: floats)."""
+    return {"text": segment.text, "start_s": segment.start_s, "end_s": segment.end_s,
+            "words": [[w.text, w.start, w.end] for w in segment.words]}
+
+
+def decode_segment(data: dict[str, Any]) -> Segment:
+    """The inverse of :func:`encode_segment`."""
+    return Segment(text=str(data["text"]), start_s=float(data["start_s"]), end_s=float(data["end_s"]),
+                   words=tuple(Word(str(t), float(a), float(b)) for t, a, b in data.get("words", ())))
 
 
 def chunk_event(chunk: StreamChunk, attempt: int) -> dict[str, Any]:

@@ -33,7 +33,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_MAX_QUEUE": ("32", "Requests allowed to wait for the engine; beyond it new requests get a 'busy' error."),
     "F5_MAX_TEXT_CHARS": ("2000", "Longest text to generate, in characters."),
     "F5_MAX_REF_SECONDS": ("12", "Reference audio is trimmed to this many seconds (as F5-TTS does)."),
-    "F5_ASR_MODEL": ("", "Whisper model id or directory for transcribing an empty reference text; empty = no ASR (ask the user)."),
+    "F5_ASR_MODEL": ("openai/whisper-large-v3-turbo", "Whisper model (a hub id, downloaded on first need like the F5 weights, or a local directory) for transcribing an empty reference text and for the quality check; one per process, loaded on first need and unloaded with the F5 model. Offline (HF_HUB_OFFLINE=1) and not in the cache: off. Empty = no ASR (the user types the reference text)."),
     "F5_QUALITY_CHECK": ("0", "1 = check every generated chunk by default: transcribe it with the F5_ASR_MODEL Whisper, score it against its text, regenerate it with a new seed when over F5_QUALITY_MAX_WER. A request can still turn it on or off."),
     "F5_QUALITY_MAX_WER": ("0.35", "Highest word error rate (0-1, after normalising case, punctuation and numbers) a checked chunk may have before it is regenerated; 0.35 lets a short chunk through with one ASR slip in three words, and catches skipped, repeated or garbled phrases."),
     "F5_QUALITY_RETRIES": ("2", "Extra takes (new seeds) for a chunk over F5_QUALITY_MAX_WER (0-5); the best take is kept and a chunk still over it is flagged."),
@@ -94,7 +94,7 @@ class EngineConfig:
     max_queue: int = 32
     max_text_chars: int = 2000
     max_ref_seconds: float = 12.0
-    asr_model: str = ""
+    asr_model: str = DEFAULT_ASR_MODEL  # F5_ASR_MODEL; empty: no speech recognition
     cpu_fast_mode: bool = False
     cpu_fast_cfg_cutoff: float | None = None
     cpu_threads: int = 0

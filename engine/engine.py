@@ -17,6 +17,8 @@ one place it is written down:
     PassScheduler._cond (who is in the next pass; released while the pass runs)
       -> Lifecycle.cond (state, leases, the waiting line, counters; held briefly)
     a running pass -> CpuFastMode._lock (building or dropping the int8 shadow; never with Lifecycle.cond held)
+    WhisperTranscriber._lock (innermost: the shared transcriber; a request's thread takes it between its
+      passes, with no engine lock held, and an unload or a pool eviction takes it with none held)
 
 With several models (:mod:`engine.models.pool`) one lock sits outside all of these:
 ``DeviceBudget._cond``, under which only ``Engine.state`` (``Lifecycle.cond``, briefly) is read;
@@ -49,7 +51,9 @@ from engine.options import LIMITS
 from engine.pass_scheduler import PassScheduler
 from engine.passes import PassRunner
 from engine.progress import ProgressFn
-from engine.quality.transcriber import NO_ASR_MESSAGE, ReferenceTranscriber
+from engine.quality.availability import asr_unavailable_reason
+from engine.quality.shared import shared_transcriber
+from engine.quality.transcriber import NO_ASR_MESSAGE, NO_SPEECH_MESSAGE, Transcript
 from engine.request import SynthesisRequest
 from engine.request_path import RequestPath
 from engine.residency import ModelView, Residency
@@ -67,7 +71,11 @@ class Engine:
 
     ``clock``, ``loader``, ``device`` and ``transcriber_factory`` are injectable (tests pass a
     :class:`~engine.clock.FakeClock` and a counting loader); ``start_reaper=False`` leaves idle
-    unloads to explicit :meth:`reap` calls.
+    unloads to explicit :meth:`reap` calls. ``transcriber_factory(device)`` gives the speech
+    recognition model (a :class:`~engine.quality.transcriber.WhisperTranscriber` or anything with
+    its ``transcribe(samples, rate, words=) -> Transcript`` and ``unload()``); the default is the
+    process's shared one (:func:`engine.quality.shared.shared_transcriber`), so every engine and
+    model of a process shares one Whisper. It is unloaded with this engine's model.
     """
 
     def __init__(self, config: EngineConfig, *, clock: Clock | None = None,
@@ -92,7 +100,8 @@ class Engine:
         self._scheduler = PassScheduler(PassRunner(self._residency, self._count_fallbacks).run, self.max_batch,
                                         gather_s=config.batch_wait_ms / 1000)
         self._requests = RequestPath(self._lifecycle, self._residency, self._turn, self._scheduler,
-                                     self._transcribe, self._count_fallbacks)
+                                     self._transcribe, self._count_fallbacks, hear=self._hear,
+                                     max_wer=config.quality_max_wer, retries=config.quality_retries)
 
     # ------------------------------------------------------------------ what it is
 
@@ -229,10 +238,9 @@ class Engine:
         """Lifecycle's unload (state UNLOADING, no lease held): free the device."""
         t0 = time.perf_counter()
         before = _allocated_bytes(self.device)
-        if self._transcriber is not None:
-            self._transcriber.unload()
-            self._transcriber = None
         self._residency.release()
+        if self._transcriber is not None:  # the shared Whisper goes with the model it served
+            self._transcriber.unload()
         log.info("model unloaded in %.2f s; device memory %s -> %s", time.perf_counter() - t0,
                  _fmt_bytes(before), _fmt_bytes(_allocated_bytes(self.device)))
 
@@ -241,10 +249,25 @@ class Engine:
         for _ in range(requests):
             self._lifecycle.record("fallbacks", f"CPU fallback after {reason}")
 
-    def _transcribe(self, clip: ReferenceClip) -> str:
+    def _transcriber_now(self) -> Any:
         if self._transcriber is None:
-            self._transcriber = self._transcriber_factory(self._residency.placed_on or self.device)
-        return self._transcriber.transcribe(clip.samples, clip.sample_rate)
+            self._transcriber = self._transcriber_factory(self.device)
+        return self._transcriber
+
+    def _transcribe(self, clip: ReferenceClip) -> str:
+        """The reference clip's text (nothing recognised: :class:`InputError`)."""
+        transcriber = self._transcriber_now()
+        if hasattr(transcriber, "transcribe_reference"):
+            return transcriber.transcribe_reference(clip.samples, clip.sample_rate)
+        heard = transcriber.transcribe(clip.samples, clip.sample_rate)
+        text = (heard.text if isinstance(heard, Transcript) else str(heard)).strip()
+        if not text:
+            raise InputError(NO_SPEECH_MESSAGE)
+        return text
+
+    def _hear(self, samples: Any, sample_rate: int, words: bool) -> Transcript:
+        """A generated chunk as heard by the shared transcriber (the quality check)."""
+        return self._transcriber_now().transcribe(samples, sample_rate, words=words)
 
     def _load_from_config(self) -> LoadedModel:
         """The default loader: the model directory when configured, else the hub."""
@@ -255,9 +278,11 @@ class Engine:
         return load_from_files(files)
 
     def _default_transcriber(self, device: torch.device) -> Any:
-        if not self.config.asr_model:
+        reason = asr_unavailable_reason(self.config.asr_model)
+        if reason is not None:
+            log.info("no speech recognition: %s", reason)
             raise InputError(NO_ASR_MESSAGE)
-        return ReferenceTranscriber(self.config.asr_model, device)
+        return shared_transcriber(self.config.asr_model, device)
 
 
 def _allocated_bytes(device: torch.device) -> int | None:

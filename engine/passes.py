@@ -37,6 +37,7 @@ class ChunkWork:
     index: int
     noise: NoiseSource
     cpu_only: bool = False  # the request is pinned to the CPU (it fell back, or asked for it)
+    retake: NoiseSource | None = None  # a quality-check retake: this chunk's noise from a new seed instead
 
 
 @dataclasses.dataclass
@@ -90,7 +91,7 @@ class PassRunner:
         for work in works:
             audio, rms = prepare_reference(work.plan.clip, device)
             ref_audio_len = audio.shape[-1] // HOP_LENGTH
-            index, noise = work.index, work.noise
+            index, noise = (0, work.retake) if work.retake is not None else (work.index, work.noise)
             items.append(SampleItem(audio=audio, text=chunk_tokens(work.plan, index),
                                     duration=chunk_frames(work.plan, index, ref_audio_len),
                                     noise=lambda frames, channels, dev, dtype, index=index, noise=noise:

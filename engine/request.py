@@ -19,8 +19,13 @@ from typing import Any
 from engine.audio_input import ReferenceClip, read_reference
 from engine.errors import InputError
 from engine.options import DEFAULTS, Options, validate_options
+from engine.quality.availability import asr_available
 from engine.quality.transcriber import NO_ASR_MESSAGE
 from engine.text_input import clean_text
+
+
+NO_QUALITY_MESSAGE = ("The quality check needs a speech recognition model, and none is available on this server "
+                      "(F5_ASR_MODEL). Turn the check off, or ask the administrator to set one up.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +40,9 @@ class SynthesisRequest:
     asks the server to transcribe the clip. ``model`` names one of the server's models (``F5_MODELS``;
     None: the default one); the model pool picks the engine by it, an engine ignores it.
     ``quality_check`` transcribes every generated chunk and regenerates the ones that do not say
-    their text (None: the server's ``F5_QUALITY_CHECK``).
+    their text (None: the server's ``F5_QUALITY_CHECK``); with it, ``word_times`` also records when
+    each word was said (word-level captions in ``SynthesisResult.segments``; several times the cost
+    of a plain transcription on a full-size Whisper). Without the check, captions are chunk-level.
     """
 
     ref_audio: str | None
@@ -51,6 +58,7 @@ class SynthesisRequest:
     fallback_reason: str | None = None
     model: str | None = None
     quality_check: bool | None = None
+    word_times: bool = False
 
     def replace(self, **changes: Any) -> "SynthesisRequest":
         """A copy with ``changes`` applied (the dataclass is frozen)."""
@@ -66,12 +74,19 @@ class SynthesisRequest:
         clip = read_reference(self.ref_audio, config.max_ref_seconds)
         gen_text = clean_text(self.gen_text, "text to generate", config.max_text_chars)
         typed = self.ref_text.strip() if isinstance(self.ref_text, str) else ""
-        if not typed and not config.asr_model:
+        can_hear = asr_available(config.asr_model)
+        if not typed and not can_hear:
             raise InputError(NO_ASR_MESSAGE)
         ref_text = clean_text(typed, "reference text", config.max_text_chars) if typed else ""
-        quality_check = config.quality_check if self.quality_check is None else self.quality_check
+        quality_check = self.quality_check
+        if quality_check is None:  # the server's default; off where no ASR model can be had
+            quality_check = bool(getattr(config, "quality_check", False)) and can_hear
         if not isinstance(quality_check, bool):
             raise InputError(f"quality_check must be true or false (got {str(quality_check)[:20]!r}).")
+        if quality_check and not can_hear:
+            raise InputError(NO_QUALITY_MESSAGE)
+        if not isinstance(self.word_times, bool):
+            raise InputError(f"word_times must be true or false (got {str(self.word_times)[:20]!r}).")
         fixed = self.replace(nfe_step=options.nfe_step, speed=options.speed, cross_fade=options.cross_fade,
                              remove_silence=options.remove_silence, seed=options.seed, duration_s=options.duration_s,
                              quality_check=quality_check)

@@ -21,6 +21,7 @@ class NoticeKind(str, enum.Enum):
     REFERENCE_TRIMMED = "reference_trimmed"  # the reference clip was cut to the length limit
     TEXT_CLEANED = "text_cleaned"  # characters the model cannot speak were removed
     TRANSCRIBED = "transcribed"  # the reference text was transcribed automatically
+    QUALITY_FLAGGED = "quality_flagged"  # the quality check kept chunks that still miss their text
     STOPPED = "stopped"  # the request was stopped; the audio so far is kept
     INFO = "info"  # anything else worth saying
 

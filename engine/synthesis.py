@@ -95,28 +95,35 @@ class CrossFader:
 
     ``push`` returns the samples that no later chunk can change (all but the tail that the next
     chunk fades into); ``finish`` returns the rest. Everything returned, concatenated, equals the
-    upstream cross-faded wave.
+    upstream cross-faded wave. ``last_span`` is where the last pushed chunk lies in that wave
+    (samples, start inclusive, end exclusive; it starts inside the fade of the one before).
     """
 
     def __init__(self, cross_fade_s: float, sample_rate: int = SAMPLE_RATE):
         self.fade = int(cross_fade_s * sample_rate)
         self.tail = np.zeros(0, dtype=np.float32)
         self.started = False
+        self.length = 0  # samples of the joined wave so far (returned + held back)
+        self.last_span = (0, 0)
 
     def push(self, wave: np.ndarray) -> np.ndarray:
         """Add a chunk; return the newly final samples."""
+        n = 0
         if not self.started:
             self.started = True
             joined = wave
         else:
             n = min(self.fade, len(self.tail), len(wave))
             if self.fade <= 0 or n <= 0:
+                n = 0
                 joined = np.concatenate([self.tail, wave])
             else:
                 fade_out = np.linspace(1, 0, n)
                 fade_in = np.linspace(0, 1, n)
                 overlap = self.tail[len(self.tail) - n:] * fade_out + wave[:n] * fade_in
                 joined = np.concatenate([self.tail[: len(self.tail) - n], overlap, wave[n:]])
+        self.last_span = (self.length - n, self.length - n + len(wave))
+        self.length = self.last_span[1]
         keep = min(self.fade, len(joined)) if self.fade > 0 else 0
         self.tail = joined[len(joined) - keep:]
         return joined[: len(joined) - keep].astype(np.float32, copy=False)
@@ -130,10 +137,19 @@ class CrossFader:
 def remove_long_silences(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, min_silence_s: float = 1.0,
                          keep_s: float = 0.5, threshold_dbfs: float = -50.0) -> np.ndarray:
     """Shorten every pause longer than ``min_silence_s`` to ``keep_s`` (f5_tts's remove-silence rule)."""
+    spans = kept_spans(audio, sample_rate, min_silence_s, keep_s, threshold_dbfs)
+    if spans is None:
+        return audio
+    return np.concatenate([audio[a:b] for a, b in spans]).astype(np.float32, copy=False)
+
+
+def kept_spans(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, min_silence_s: float = 1.0, keep_s: float = 0.5,
+               threshold_dbfs: float = -50.0) -> list[tuple[int, int]] | None:
+    """The ``(start, end)`` sample spans :func:`remove_long_silences` keeps, in order (None: too short to cut)."""
     hop = int(sample_rate * 0.01)
     frames = len(audio) // hop
     if frames == 0:
-        return audio
+        return None
     rms = np.sqrt(np.mean(audio[: frames * hop].reshape(frames, hop) ** 2, axis=1))
     quiet = 20 * np.log10(np.maximum(rms, 1e-10)) <= threshold_dbfs
     pieces, start, i = [], 0, 0
@@ -145,10 +161,25 @@ def remove_long_silences(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, min_
                 j += 1
             if j - i >= min_frames:
                 half = keep_frames // 2
-                pieces.append(audio[start * hop:(i + half) * hop])
+                pieces.append((start * hop, min((i + half) * hop, len(audio))))
                 start = j - half
             i = j
         else:
             i += 1
-    pieces.append(audio[start * hop:])
-    return np.concatenate(pieces).astype(np.float32, copy=False)
+    pieces.append((start * hop, len(audio)))
+    return pieces
+
+
+def map_through_spans(position: int, spans: list[tuple[int, int]] | None) -> int:
+    """Where sample ``position`` of the original lands after keeping only ``spans`` (a position in a
+    removed stretch lands at the cut)."""
+    if spans is None:
+        return position
+    kept = 0
+    for start, end in spans:
+        if position < start:
+            return kept
+        if position <= end:
+            return kept + position - start
+        kept += max(end - start, 0)
+    return kept

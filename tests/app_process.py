@@ -150,6 +150,7 @@ def launch_app(base: Path, model_dir: Path, log_name: str, **env_overrides: str)
 
     Its folders (gradio/, tmp/, downloads/) and its log (app.log) go under `base`. It inherits this
     process's environment minus every F5_* and GRADIO_* variable, then gets F5_MODEL_DIR, F5_DEVICE=cpu,
+    F5_ASR_MODEL empty (no speech recognition; a test that wants it passes F5_ASR_MODEL=DIR),
     F5_DATA_DIR under `base`,
     a free GRADIO_SERVER_PORT on 127.0.0.1 (another one if a parallel process takes it first), GRADIO_TEMP_DIR, TMPDIR, no analytics, no hub downloads, no
     wandb, unbuffered output and LOG_LEVEL=INFO; `env_overrides` (e.g. F5_IDLE_UNLOAD_S="600") come last.
@@ -161,6 +162,7 @@ def launch_app(base: Path, model_dir: Path, log_name: str, **env_overrides: str)
     env.update({
         "F5_MODEL_DIR": str(model_dir),
         "F5_DEVICE": "cpu",
+        "F5_ASR_MODEL": "",  # no speech recognition unless a test asks for it (the default is the hub Whisper)
         "F5_DATA_DIR": str(base / "data"),  # the voice library: never the checkout's ./data
         "GRADIO_SERVER_NAME": "127.0.0.1",
         "GRADIO_TEMP_DIR": str(gradio_temp),

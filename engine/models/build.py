@@ -19,6 +19,8 @@ from engine.engine import Engine
 from engine.models.budget import Listener
 from engine.models.pool import ModelPool
 from engine.models.registry import ModelSpec, registry_from_config
+from engine.quality.availability import asr_available
+from engine.quality.shared import TranscriberResident, shared_transcriber
 
 
 def engine_factory(base: EngineConfig) -> Callable[[ModelSpec], Engine]:
@@ -30,12 +32,17 @@ def build_pool(engine_config: EngineConfig, models_config: ModelsConfig, *,
                make_engine: Callable[[ModelSpec], Engine] | None = None, clock: Clock | None = None,
                listener: Listener | None = None) -> ModelPool:
     """A pool of the configured models. ``F5_MAX_LOADED_MODELS=auto`` resolves on the engine's
-    device (1 on an accelerator, every model on the CPU); the switch line is bounded by F5_MAX_QUEUE."""
+    device (1 on an accelerator, every model on the CPU); the switch line is bounded by F5_MAX_QUEUE.
+    The process's shared Whisper (``F5_ASR_MODEL``, when it can be had) joins the budget: see
+    :mod:`engine.quality.shared` for why it is used without a reservation."""
     registry = registry_from_config(models_config, engine_config)
-    max_loaded = resolve_max_loaded(models_config.max_loaded, resolve_device(engine_config.device),
-                                    len(registry.specs))
-    return ModelPool(registry, make_engine or engine_factory(engine_config), max_loaded=max_loaded,
+    device = resolve_device(engine_config.device)
+    max_loaded = resolve_max_loaded(models_config.max_loaded, device, len(registry.specs))
+    pool = ModelPool(registry, make_engine or engine_factory(engine_config), max_loaded=max_loaded,
                      max_waiting=engine_config.max_queue, clock=clock, listener=listener)
+    if asr_available(engine_config.asr_model):
+        pool.register(TranscriberResident(shared_transcriber(engine_config.asr_model, device)))
+    return pool
 
 
 def pool_from_env() -> ModelPool:

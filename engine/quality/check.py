@@ -174,3 +174,15 @@ class QualityReport:
                 "X-Quality-Worst-WER": "" if worst is None else f"{worst:.4f}",
                 "X-Quality-Takes": str(self.total_takes), "X-Quality-Flagged": str(self.flagged),
                 "X-Quality-Max-WER": f"{self.max_wer:.4f}"}
+
+
+def report_from_dict(data: dict) -> QualityReport:
+    """The inverse of :meth:`QualityReport.to_dict` (the takes' audio is not carried: empty arrays)."""
+    chunks = []
+    for chunk in data.get("chunks", ()):
+        takes = tuple(Take(seed=int(t["seed"]), wer=float(t["wer"]), cer=float(t["cer"]), heard=str(t["heard"]))
+                      for t in chunk.get("takes", ()))
+        chunks.append(ChunkCheck(text=str(chunk["text"]), heard=str(chunk["heard"]), wer=float(chunk["wer"]),
+                                 cer=float(chunk["cer"]), takes=takes, seed_kept=int(chunk["seed_kept"]),
+                                 passed=bool(chunk["passed"]), audio=np.zeros(0, dtype=np.float32)))
+    return QualityReport(max_wer=float(data["max_wer"]), chunks=chunks)

@@ -19,6 +19,7 @@ from typing import Any, Iterator, Mapping, Protocol
 from engine.models.registry import DEFAULT_MODEL_NAME
 from engine.options import DEFAULTS, RequestDefaults
 from engine.progress import ProgressFn
+from engine.quality.availability import asr_available
 from engine.request import SynthesisRequest
 from engine.results import StreamChunk, SynthesisResult
 from engine.status import EngineStatus
@@ -36,7 +37,7 @@ class FrontendSettings:
     max_queue: int
     cpu_fast_mode: bool
     cpu_fast_cfg_cutoff: float | None
-    asr_available: bool  # an ASR model is configured: an empty reference text is transcribed
+    asr_available: bool  # an ASR model can be had (engine.quality.availability): an empty reference text is transcribed
     models: tuple[str, ...] = (DEFAULT_MODEL_NAME,)  # the models a request may name (F5_MODELS); the first is the default
     quality_check: bool = False  # the server's default for SynthesisRequest.quality_check (F5_QUALITY_CHECK)
     loudness_lufs: float | None = None  # every output brought to this loudness (F5_LOUDNESS_LUFS); None: off
@@ -56,7 +57,7 @@ class FrontendSettings:
                    max_text_chars=config.max_text_chars, max_ref_seconds=config.max_ref_seconds,
                    max_queue=config.max_queue, cpu_fast_mode=config.cpu_fast_mode,
                    cpu_fast_cfg_cutoff=config.cpu_fast_cfg_cutoff,
-                   asr_available=bool(getattr(config, "asr_model", "")),
+                   asr_available=asr_available(getattr(config, "asr_model", "")),
                    quality_check=bool(getattr(config, "quality_check", False)),
                    loudness_lufs=getattr(config, "loudness_lufs", None),
                    loudness_true_peak=float(getattr(config, "loudness_true_peak", -1.0)),

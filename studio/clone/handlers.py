@@ -21,6 +21,7 @@ from engine.request import SynthesisRequest
 from studio.backend import Backend
 from studio.backend import status as backend_status
 from studio.backend.zerogpu import WholeSynthesis, zerogpu_synthesis
+from studio.clone.quality_view import QualityView, with_quality
 from studio.runner import ProgressRelay, StopRegistry, StopSignal, pump_stream
 from studio.settings import MAX_TEXT_FILE_BYTES
 from studio.audio_files import to_int16
@@ -46,16 +47,19 @@ def user_error(error: BaseException, action: str = "Synthesis") -> gr.Error:
 
 
 def clone_request(ref_audio: Any, ref_text: Any, gen_text: Any, nfe_step: Any, speed: Any, cross_fade: Any,
-                  remove_silence: Any, seed: Any) -> SynthesisRequest:
+                  remove_silence: Any, seed: Any, quality_check: Any = None, word_times: Any = False
+                  ) -> SynthesisRequest:
     """The request of the clone tab's fields: UI-side checks and conversions only; the engine
-    validates everything (ranges with its own words)."""
+    validates everything (ranges with its own words). ``quality_check`` None: the server's default."""
     if not ref_audio:
         raise gr.Error("Please provide a reference audio clip (upload a file or record one).", print_exception=False)
     if gen_text is None or not str(gen_text).strip():
         raise gr.Error("The text to generate is empty. Please type some text.", print_exception=False)
     return SynthesisRequest(ref_audio=str(ref_audio), ref_text="" if ref_text is None else str(ref_text),
                             gen_text=str(gen_text), nfe_step=int_if_whole(nfe_step), speed=speed,
-                            cross_fade=cross_fade, remove_silence=bool(remove_silence), seed=seed_arg(seed))
+                            cross_fade=cross_fade, remove_silence=bool(remove_silence), seed=seed_arg(seed),
+                            quality_check=None if quality_check is None else bool(quality_check),
+                            word_times=bool(word_times))
 
 
 def int_if_whole(value: Any) -> Any:
@@ -124,6 +128,7 @@ class CloneHandlers:
         #: On ZeroGPU: one whole synthesis inside spaces.GPU (no stream); None elsewhere.
         self.whole = whole if whole is not None else zerogpu_synthesis(backend)
         self.describe_progress = progress_words(backend)
+        self.quality_view = QualityView()  # each session's last check and captions (studio.clone.quality_view)
 
     def _run_whole(self, request: SynthesisRequest, relay: ProgressRelay):
         # ZeroGPU runs the call in a worker process: no progress callback goes there.
@@ -132,9 +137,11 @@ class CloneHandlers:
         return self.backend.synthesize(request, relay)
 
     def synthesize(self, ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed,
-                   progress=gr.Progress()):
-        """API endpoint ``/synthesize``: the whole clip at once. Returns (audio file, details, seed used)."""
-        request = clone_request(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
+                   quality_check=None, progress=gr.Progress()):
+        """API endpoint ``/synthesize``: the whole clip at once. Returns (audio file, details, seed used);
+        with ``quality_check`` the details end with the check's summary line."""
+        request = clone_request(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed,
+                                quality_check)
         relay = ProgressRelay(progress, rewrite=self.describe_progress)
         try:
             result = self._run_whole(request, relay)
@@ -143,12 +150,13 @@ class CloneHandlers:
         result, loudness = finish_result(result, self.backend.settings)  # F5_LOUDNESS_LUFS, when set
         log.info("synthesized %.2f s of audio on %s in %.2f s (seed %s)", result.duration_s, result.device,
                  result.elapsed_s, result.seed)
-        details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages)
+        details = with_quality(ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages),
+                               result)
         return (result.sample_rate, to_int16(result.audio)), details + details_text(loudness), result.seed
 
 
     def generate_stream(self, ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
-                        progress=gr.Progress(), request: gr.Request = None):
+                        quality_check=None, word_times=False, progress=gr.Progress(), request: gr.Request = None):
         """The Generate button: streams chunk by chunk to the live player, then the full clip. Its
         Stop button (:func:`stop_generation`) ends it with the audio made so far.
 
@@ -156,9 +164,11 @@ class CloneHandlers:
         """
         if randomize:  # drawn here, so a stopped clip knows its seed too
             seed = secrets.randbelow(int(self.backend.settings.limits["seed"][1]) + 1)
-        synthesis = clone_request(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
+        synthesis = clone_request(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed,
+                                  quality_check, word_times)
         relay = ProgressRelay(progress, rewrite=self.describe_progress)
         key = getattr(request, "session_hash", None)
+        self.quality_view.forget(key)
         signal = STOPS.start(key)
         yield gr.update(value=None, label=ui_format.RESULT_LABEL), gr.skip(), gr.update(value=None, visible=False), "", \
             gr.skip()
@@ -194,8 +204,10 @@ class CloneHandlers:
             log.exception("rendering the spectrogram failed")
         log.info("made %.2f s of audio in %d chunk(s) on %s in %.2f s (seed %s)", result.duration_s, result.chunks,
                  result.device, result.elapsed_s, result.seed)
-        details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages)
+        details = with_quality(ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages),
+                               result)
         details += details_text(loudness)
+        self.quality_view.remember(key, result)
         yield (gr.update(value=(result.sample_rate, to_int16(result.audio)),
                          label=ui_format.result_label(result.seed)), gr.skip(),
                gr.update(value=image, visible=image is not None), details, result.seed)

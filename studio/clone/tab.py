@@ -11,6 +11,7 @@ import gradio as gr
 
 from studio.backend import FrontendSettings
 from studio.clone.handlers import CloneHandlers, read_text_file, stop_generation
+from studio.clone.quality_view import TABLE_HEADERS
 from studio.ui import feedback
 from studio.voices.handlers import VoiceHandlers
 from studio.voices.bundled import Voice
@@ -46,6 +47,10 @@ class CloneTab:
     save_status: gr.Markdown
     reuse_seed_btn: gr.Button
     advanced: gr.Accordion
+    quality_check: gr.Checkbox | None = None  # "Check what it said" (studio.clone.quality_view)
+    word_times: gr.Checkbox | None = None
+    quality_table: gr.Dataframe | None = None
+    captions: gr.File | None = None
 
 
 @dataclasses.dataclass
@@ -103,6 +108,15 @@ def build_clone_tab(settings: FrontendSettings, voices: list[Voice]) -> CloneTab
                     seed = gr.Number(defaults.seed, label="Seed (-1 = random)", precision=0, elem_id="seed",
                                      scale=2, min_width=120)
                     randomize = gr.Checkbox(True, label="Randomize seed", elem_id="randomize", scale=1, min_width=120)
+            with gr.Row():
+                quality_check = gr.Checkbox(
+                    settings.quality_check and settings.asr_available, label="Check what it said",
+                    interactive=settings.asr_available, elem_id="quality-check", scale=2, min_width=160,
+                    info=("Transcribe every chunk and remake the ones that do not say their text (slower)."
+                          if settings.asr_available else "Needs a speech recognition model (F5_ASR_MODEL)."))
+                word_times = gr.Checkbox(False, label="Word-level captions", interactive=settings.asr_available,
+                                         elem_id="word-times", scale=1, min_width=140,
+                                         info="With the check: times of each word (slower still).")
             generate_error = gr.HTML("", elem_id="generate-error")
             with gr.Row():
                 generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn", scale=3)
@@ -117,13 +131,18 @@ def build_clone_tab(settings: FrontendSettings, voices: list[Voice]) -> CloneTab
                                        visible=False)
             spectrogram = gr.Image(label="Mel spectrogram", type="numpy", format="png", visible=False,
                                    interactive=False, elem_id="spectrogram")
+            quality_table = gr.Dataframe(headers=TABLE_HEADERS, label="Quality check, chunk by chunk",
+                                         interactive=False, visible=False, wrap=True, elem_id="quality-table")
+            captions = gr.File(label="Captions (SRT, VTT)", file_count="multiple", interactive=False,
+                               visible=False, height=100, elem_id="captions")
     if voices:
         gr.Examples(examples=[[str(v.path), v.ref_text, v.example_text] for v in voices],
                     example_labels=[v.name for v in voices], inputs=[ref_audio, ref_text, gen_text],
                     label="Example voices: click one, then Generate")
     return CloneTab(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
                     generate_btn, generate_error, stop_btn, text_file, live_audio, out_audio, details, spectrogram, voice_pick,
-                    ref_check, save_name, save_note, save_btn, save_status, reuse_seed_btn, advanced)
+                    ref_check, save_name, save_note, save_btn, save_status, reuse_seed_btn, advanced,
+                    quality_check, word_times, quality_table, captions)
 
 
 def generate_ui(handlers: CloneHandlers):
@@ -132,12 +151,12 @@ def generate_ui(handlers: CloneHandlers):
     toast that closes by itself and an "Error" badge over the result."""
 
     def generate(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
-                 progress=gr.Progress(), request: gr.Request = None):
+                 quality_check=None, word_times=False, progress=gr.Progress(), request: gr.Request = None):
         try:
             first = True
             for outputs in handlers.generate_stream(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade,
-                                                    remove_silence, seed, randomize, progress=progress,
-                                                    request=request):
+                                                    remove_silence, seed, randomize, quality_check, word_times,
+                                                    progress=progress, request=request):
                 yield (*outputs, "" if first else gr.skip())
                 first = False
         except gr.Error as error:
@@ -154,11 +173,14 @@ def wire_clone_tab(tab: CloneTab, settings: FrontendSettings, handlers: CloneHan
             tab.remove_silence, tab.seed]
     # The UI's Generate: streaming, private (API clients use /synthesize below).
     generate_event = tab.generate_btn.click(
-        generate_ui(handlers), inputs=form + [tab.randomize],
+        generate_ui(handlers), inputs=form + [tab.randomize, tab.quality_check, tab.word_times],
         outputs=[tab.out_audio, tab.live_audio, tab.spectrogram, tab.details, tab.seed, tab.generate_error],
         concurrency_limit=None, api_visibility="private", show_progress_on=[tab.out_audio])
     generate_event.then(lambda: gr.update(visible=True), outputs=tab.reuse_seed_btn, queue=False,
                         api_visibility="private", show_progress="hidden")
+    generate_event.then(handlers.quality_view.show, inputs=tab.ref_text,
+                        outputs=[tab.quality_table, tab.captions, tab.ref_text],
+                        concurrency_limit=None, api_visibility="private", show_progress="hidden")
     if handlers.whole is not None:  # ZeroGPU: no stream to stop there: cancel the whole call
         tab.stop_btn.click(None, cancels=[generate_event], queue=False, api_visibility="private")
     else:  # Stop ends the stream, keeping what was made (and says so)
@@ -186,9 +208,10 @@ def wire_clone_tab(tab: CloneTab, settings: FrontendSettings, handlers: CloneHan
         api_nfe_step = gr.Number(settings.default_nfe_step, label="nfe_step")
         api_speed = gr.Number(settings.defaults.speed, label="speed")
         api_cross_fade = gr.Number(settings.defaults.cross_fade, label="cross_fade")
+        api_quality_check = gr.Checkbox(settings.quality_check and settings.asr_available, label="quality_check")
         api_trigger = gr.Button("synthesize")
     api_form = [tab.ref_audio, tab.ref_text, tab.gen_text, api_nfe_step, api_speed, api_cross_fade,
-                tab.remove_silence, tab.seed]
+                tab.remove_silence, tab.seed, api_quality_check]
     # The API's /synthesize: plain, one result. Triggered by a hidden button only API clients use.
     api_trigger.click(handlers.synthesize, inputs=api_form, outputs=[tab.out_audio, tab.details, tab.seed],
                       api_name="synthesize", concurrency_limit=None)

@@ -1,6 +1,7 @@
 """The REST API's routes: OpenAI's speech endpoint and the listings around it.
 
     POST /v1/audio/speech   text -> audio (streamed as it is made), or SSE events
+    POST /v1/audio/captions the same body -> JSON: the audio (base64), SRT, VTT, the quality report
     GET  /v1/models         the model (and OpenAI's model names it answers to)
     GET  /v1/voices         the voices (also at /v1/audio/voices, where Open WebUI looks)
     GET  /v1/status         the engine status, the same JSON as the page's /status endpoint
@@ -19,7 +20,7 @@ from typing import Any, Callable
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from studio.backend import Backend
 from studio.backend import status as backend_status
@@ -30,6 +31,7 @@ from studio.rest.auth import require_key
 from studio.rest.bodies import audio_body, sse_body
 from studio.rest.errors import ApiError, from_engine_error
 from studio.rest.pump import iterate_in_thread
+from studio.rest.quality import captions_body, whole_speech
 from studio.rest.schemas import ModelCard, ModelList, SpeechRequest, VoiceCard, VoiceList
 from studio.rest.speech import MODEL_ALIASES, MODEL_ID, encoded_pieces, plan_speech
 from studio.rest.voices import OPENAI_VOICES, VoiceCatalog
@@ -49,6 +51,9 @@ def build_router(backend: Backend, catalog: Callable[[], VoiceCatalog], api_key:
         """Speak ``input`` in ``voice``; the audio streams while later sentences are being made."""
         started = time.perf_counter()
         job = await run_in_threadpool(lambda: plan_speech(body, backend.settings, catalog()))  # may read the disk
+        if body.quality_check and not job.sse:  # the summary headers need the end: the whole audio at once
+            audio, _, said = await _whole(job)
+            return Response(audio, media_type=job.format.content_type, headers={**job.headers(), **said})
         pieces = iterate_in_thread(lambda: encoded_pieces(backend, job, whole), name="f5-rest-speech")
         try:
             first = await anext(pieces)  # waits in the engine's line; refusals still get a status
@@ -65,6 +70,25 @@ def build_router(backend: Backend, catalog: Callable[[], VoiceCatalog], api_key:
         if job.sse:
             return StreamingResponse(sse_body(job, first, pieces), media_type="text/event-stream", headers=headers)
         return StreamingResponse(audio_body(first, pieces), media_type=job.format.content_type, headers=headers)
+
+    @router.post("/audio/captions")
+    async def create_captions(body: SpeechRequest) -> JSONResponse:
+        """Speak ``input`` and return the audio with its captions (see ``studio.rest.quality``)."""
+        job = await run_in_threadpool(lambda: plan_speech(body, backend.settings, catalog(),
+                                                          word_times=bool(body.quality_check)))
+        audio, result, said = await _whole(job)
+        return JSONResponse(captions_body(job, audio, result), headers={**job.headers(), **said})
+
+    async def _whole(job):
+        pieces = iterate_in_thread(lambda: iter([whole_speech(backend, job, whole)]), name="f5-rest-whole")
+        try:
+            return await anext(pieces)
+        except Exception as error:
+            answer = from_engine_error(error)
+            log.info("speech not served (%d %s): %s", answer.status, answer.code, answer.message)
+            raise answer from None
+        finally:
+            await pieces.aclose()
 
     @router.get("/models", response_model=ModelList)
     async def list_models() -> ModelList:

@@ -39,6 +39,9 @@ class SpeechRequest(BaseModel):
     nfe_step: int | None = Field(None, description="Flow steps; more is better and slower (default F5_DEFAULT_NFE).")
     seed: int | None = Field(None, description="Random seed; none or -1 draws one (sent back in X-F5-Seed).")
     cross_fade: float | None = Field(None, description="Seconds of cross-fade between text chunks.")
+    quality_check: bool | None = Field(None, description="Transcribe every chunk and remake the ones that do not say "
+                                       "their text (default F5_QUALITY_CHECK); true: the whole audio comes at once, "
+                                       "with the X-Quality-* headers.")
 
     @property
     def voice_name(self) -> str:

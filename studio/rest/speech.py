@@ -76,7 +76,8 @@ def folded_length(text: str) -> int:
     return len(" ".join(text.split()))
 
 
-def plan_speech(body: SpeechRequest, settings: FrontendSettings, catalog: VoiceCatalog) -> SpeechJob:
+def plan_speech(body: SpeechRequest, settings: FrontendSettings, catalog: VoiceCatalog,
+                word_times: bool = False) -> SpeechJob:
     """Check what only the API can check (model, length, voice) and build the engine's arguments;
     the engine checks the rest (empty text, NFE, seed and cross-fade ranges) with its own words."""
     if body.model not in (MODEL_ID, *MODEL_ALIASES):
@@ -98,7 +99,8 @@ def plan_speech(body: SpeechRequest, settings: FrontendSettings, catalog: VoiceC
         int(settings.limits["seed"][1]) + 1)
     synthesis = SynthesisRequest(ref_audio=str(voice.clip_path), ref_text=voice.ref_text or "", gen_text=body.input,
                                  nfe_step=body.nfe_step, speed=speed, seed=seed,
-                                 cross_fade=DEFAULTS.cross_fade if body.cross_fade is None else body.cross_fade)
+                                 cross_fade=DEFAULTS.cross_fade if body.cross_fade is None else body.cross_fade,
+                                 quality_check=body.quality_check, word_times=word_times)
     return SpeechJob(voice=voice.name, format=FORMATS[body.response_format], sse=body.stream_format == "sse",
                      speed_used=speed, seed=seed, input_chars=length, synthesis=synthesis)
 

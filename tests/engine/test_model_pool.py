@@ -73,7 +73,7 @@ def make_pool(model_dirs):
                 recorder("loaded", spec.name)
                 return load_from_files(read_model_dir(spec.model_dir))
 
-            extra = {"asr_model": "fake/whisper"} if transcriber else {}
+            extra = {"asr_model": str(spec.model_dir)} if transcriber else {}  # a directory: "available"
             cfg = EngineConfig(model_dir=spec.model_dir, device="cpu", idle_unload_s=idle_unload_s, **extra, **config)
             return Engine(cfg, clock=clock, loader=loader, start_reaper=start_reaper,
                           transcriber_factory=(lambda device: transcriber) if transcriber else None)

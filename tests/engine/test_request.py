@@ -28,9 +28,13 @@ def test_check_fixes_the_defaults_and_the_seed(request_, tiny_model_dir):
     assert checked.request.nfe_step == 12 == checked.options.nfe_step
     assert checked.request.seed is not None and checked.request.seed == checked.options.seed
     assert checked.request.replace(seed=None) == request_.replace(nfe_step=12, quality_check=False)  # nothing else
-    quality = dataclasses.replace(config, quality_check=True)
+    quality = dataclasses.replace(config, quality_check=True, asr_model=str(tiny_model_dir))  # a directory: can hear
     assert request_.check(quality).request.quality_check is True  # the server's default (F5_QUALITY_CHECK) ...
     assert request_.replace(quality_check=False).check(quality).request.quality_check is False  # ... or the request's
+    # Without a speech recognition model the default is off, and asking for the check is refused at once.
+    assert request_.check(dataclasses.replace(quality, asr_model="")).request.quality_check is False
+    with pytest.raises(InputError, match="quality check needs a speech recognition model"):
+        request_.replace(quality_check=True).check(dataclasses.replace(quality, asr_model=""))
     assert checked.clip.sample_rate > 0 and checked.gen_text == GEN_TEXT and checked.ref_text == REF_TEXT
     # Checking the fixed request again gives the same request: a rerun on another worker is the same request.
     assert checked.request.check(config).request == checked.request

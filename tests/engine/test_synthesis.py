@@ -175,7 +175,7 @@ def test_empty_reference_text_is_transcribed_when_asr_is_configured(tiny_model_d
         def unload(self):
             FakeWhisper.unloads += 1
 
-    engine = Engine(EngineConfig(model_dir=tiny_model_dir, device="cpu", asr_model="fake/whisper"),
+    engine = Engine(EngineConfig(model_dir=tiny_model_dir, device="cpu", asr_model=str(tiny_model_dir)),
                     transcriber_factory=lambda device: FakeWhisper(), start_reaper=False)
     result = engine.synthesize(**{**request_kwargs, "ref_text": ""})
     assert result.ref_text.strip() == REF_TEXT and FakeWhisper.calls == 1

@@ -13,7 +13,7 @@ def test_defaults_match_the_documented_table():
     assert cfg.quality_retries == int(ENV_VARS["F5_QUALITY_RETRIES"][0]) == 2
     assert cfg.loudness_lufs is None and ENV_VARS["F5_LOUDNESS_LUFS"][0] == ""
     assert cfg.loudness_true_peak == -1.0 and cfg.mix_line_lufs == float(ENV_VARS["F5_MIX_LINE_LUFS"][0]) == -23.0
-    assert cfg.asr_model == "" and DEFAULT_ASR_MODEL == "openai/whisper-large-v3-turbo"
+    assert cfg.asr_model == ENV_VARS["F5_ASR_MODEL"][0] == DEFAULT_ASR_MODEL == "openai/whisper-large-v3-turbo"
     assert EngineConfig() == EngineConfig.from_env({})
 
 

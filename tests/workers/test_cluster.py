@@ -122,7 +122,7 @@ def test_a_stream_arrives_chunk_by_chunk(cluster):
 
 def test_engine_errors_on_a_worker_arrive_with_their_class_and_words(cluster):
     # This front-end believes the workers can transcribe; they cannot, and say so in the engine's words.
-    believer = CeleryBackend(config=dataclasses.replace(cluster.backend.config, asr_model="openai/whisper-tiny"))
+    believer = CeleryBackend(config=dataclasses.replace(cluster.backend.config, asr_model=str(REF_WAV.parent)))
     with pytest.raises(InputError) as info:
         believer.synthesize(synthesis("Hello there.", ref_text=""))
     assert str(info.value) == NO_ASR_MESSAGE
