@@ -45,16 +45,17 @@ def user_error(error: BaseException, action: str = "Synthesis") -> gr.Error:
 
 
 def clone_request(ref_audio: Any, ref_text: Any, gen_text: Any, nfe_step: Any, speed: Any, cross_fade: Any,
-                  remove_silence: Any, seed: Any) -> SynthesisRequest:
+                  remove_silence: Any, seed: Any, model: Any = None) -> SynthesisRequest:
     """The request of the clone tab's fields: UI-side checks and conversions only; the engine
-    validates everything (ranges with its own words)."""
+    validates everything (ranges with its own words; an unknown ``model`` lists the valid names)."""
     if not ref_audio:
         raise gr.Error("Please provide a reference audio clip (upload a file or record one).", print_exception=False)
     if gen_text is None or not str(gen_text).strip():
         raise gr.Error("The text to generate is empty. Please type some text.", print_exception=False)
     return SynthesisRequest(ref_audio=str(ref_audio), ref_text="" if ref_text is None else str(ref_text),
                             gen_text=str(gen_text), nfe_step=int_if_whole(nfe_step), speed=speed,
-                            cross_fade=cross_fade, remove_silence=bool(remove_silence), seed=seed_arg(seed))
+                            cross_fade=cross_fade, remove_silence=bool(remove_silence), seed=seed_arg(seed),
+                            model=str(model).strip() or None if model is not None else None)
 
 
 def int_if_whole(value: Any) -> Any:
@@ -131,9 +132,11 @@ class CloneHandlers:
         return self.backend.synthesize(request, relay)
 
     def synthesize(self, ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed,
-                   progress=gr.Progress()):
-        """API endpoint ``/synthesize``: the whole clip at once. Returns (audio file, details, seed used)."""
-        request = clone_request(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
+                   model=None, progress=gr.Progress()):
+        """API endpoint ``/synthesize``: the whole clip at once, on ``model`` (empty: the default).
+        Returns (audio file, details, seed used)."""
+        request = clone_request(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed,
+                                model)
         relay = ProgressRelay(progress, rewrite=self.describe_progress)
         try:
             result = self._run_whole(request, relay)
@@ -141,12 +144,13 @@ class CloneHandlers:
             raise user_error(error) from None
         log.info("synthesized %.2f s of audio on %s in %.2f s (seed %s)", result.duration_s, result.device,
                  result.elapsed_s, result.seed)
-        details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages)
+        details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages,
+                                           show_model=len(self.backend.settings.models) > 1)
         return (result.sample_rate, to_int16(result.audio)), details, result.seed
 
 
     def generate_stream(self, ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
-                        progress=gr.Progress(), request: gr.Request = None):
+                        model=None, progress=gr.Progress(), request: gr.Request = None):
         """The Generate button: streams chunk by chunk to the live player, then the full clip. Its
         Stop button (:func:`stop_generation`) ends it with the audio made so far.
 
@@ -154,7 +158,8 @@ class CloneHandlers:
         """
         if randomize:  # drawn here, so a stopped clip knows its seed too
             seed = secrets.randbelow(int(self.backend.settings.limits["seed"][1]) + 1)
-        synthesis = clone_request(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed)
+        synthesis = clone_request(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed,
+                                  model)
         relay = ProgressRelay(progress, rewrite=self.describe_progress)
         key = getattr(request, "session_hash", None)
         signal = STOPS.start(key)
@@ -188,7 +193,8 @@ class CloneHandlers:
             log.exception("rendering the spectrogram failed")
         log.info("made %.2f s of audio in %d chunk(s) on %s in %.2f s (seed %s)", result.duration_s, result.chunks,
                  result.device, result.elapsed_s, result.seed)
-        details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages)
+        details = ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages,
+                                           show_model=len(self.backend.settings.models) > 1)
         yield (gr.update(value=(result.sample_rate, to_int16(result.audio)),
                          label=ui_format.result_label(result.seed)), gr.skip(),
                gr.update(value=image, visible=image is not None), details, result.seed)
