@@ -100,6 +100,7 @@ def encode_result(result: SynthesisResult) -> dict[str, Any]:
         "gen_text": result.gen_text, "chunks": result.chunks, "elapsed_s": result.elapsed_s,
         "queue_wait_s": result.queue_wait_s, "spectrogram": encode_array(result.spectrogram),
         "notices": [Notice.from_any(n).to_dict() for n in result.notices], "fast_mode": result.fast_mode,
+        "model": result.model,
     }
 
 
@@ -112,7 +113,8 @@ def decode_result(data: dict[str, Any], queue_wait_s: float | None = None) -> Sy
         gen_text=str(data["gen_text"]), chunks=int(data["chunks"]), elapsed_s=float(data["elapsed_s"]),
         queue_wait_s=float(data["queue_wait_s"] if queue_wait_s is None else queue_wait_s),
         spectrogram=decode_array(data.get("spectrogram")),
-        notices=tuple(Notice.from_any(n) for n in data.get("notices", ())), fast_mode=bool(data.get("fast_mode")))
+        notices=tuple(Notice.from_any(n) for n in data.get("notices", ())), fast_mode=bool(data.get("fast_mode")),
+        model=data.get("model"))
 
 
 def chunk_event(chunk: StreamChunk, attempt: int) -> dict[str, Any]:
