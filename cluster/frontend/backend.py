@@ -141,8 +141,9 @@ class CeleryBackend:
         self._on_each_worker(UNLOAD_TASK, lambda status: status.state not in ("unloaded", "failed"))
 
     @contextlib.contextmanager
-    def lease(self, on_progress: ProgressFn | None = None) -> Iterator[None]:
-        """Load the model on every worker, then hold nothing (see the module docstring)."""
+    def lease(self, on_progress: ProgressFn | None = None, model: str | None = None) -> Iterator[None]:
+        """Load the default model on every worker, then hold nothing (see the module docstring; each
+        request of the lease names its ``model``, which its worker switches to)."""
         if on_progress is not None:
             on_progress(0.0, "Loading the model on every worker")
         self.load()

@@ -87,7 +87,7 @@ class DialogueHandlers:
         self.whole = zerogpu_synthesis(backend)  # ZeroGPU: each line whole inside spaces.GPU; None elsewhere
         self.describe_progress = progress_words(backend)
 
-    def _start(self, script, nfe_step, seed, gap_s, uploads: list[Upload], should_stop=None):
+    def _start(self, script, nfe_step, seed, gap_s, uploads: list[Upload], should_stop=None, model=None):
         """Check everything; returns (spoken lines, a function that starts the run given an ``on_progress``)."""
         gap = _gap(gap_s)
         try:
@@ -97,7 +97,8 @@ class DialogueHandlers:
         total = sum(isinstance(item, Turn) for item in items)
         return total, lambda on_progress: run_dialogue(
             items, references, self.backend, nfe_step=int_if_whole(nfe_step), seed=seed_arg(seed), gap_s=gap,
-            on_progress=on_progress, synthesize_whole=self.whole, should_stop=should_stop)
+            on_progress=on_progress, synthesize_whole=self.whole, should_stop=should_stop,
+            model=str(model).strip() or None if model is not None else None)
 
 
     def dialogue_stream(self, script, nfe_step, seed, gap_s, name_1, audio_1, text_1, name_2, audio_2, text_2,
@@ -165,10 +166,10 @@ class DialogueHandlers:
                _rows(result.lines), status, "")
 
 
-    def dialogue_api(self, script, nfe_step, seed, gap_s, progress=gr.Progress()):
-        """API endpoint ``/dialogue``: the whole script with library voices. Returns (mixed WAV, ZIP of
-        per-line WAVs, timings as a dict, SRT file)."""
-        _, start = self._start(script, nfe_step, seed, gap_s, [])
+    def dialogue_api(self, script, nfe_step, seed, gap_s, model=None, progress=gr.Progress()):
+        """API endpoint ``/dialogue``: the whole script with library voices, on ``model`` (empty: the
+        default). Returns (mixed WAV, ZIP of per-line WAVs, timings as a dict, SRT file)."""
+        _, start = self._start(script, nfe_step, seed, gap_s, [], model=model)
         relay = ProgressRelay(progress, rewrite=self.describe_progress)
         result = None
         try:

@@ -102,7 +102,8 @@ def wire_dialogue_tab(tab: DialogueTab, settings: FrontendSettings, handlers: Di
         lines = gr.File(label="lines_zip")
         timings = gr.JSON(label="timings")
         srt = gr.File(label="srt")
+        model = gr.Textbox(settings.default_model, label="model")
         trigger = gr.Button("dialogue")
-    trigger.click(handlers.dialogue_api, inputs=[tab.script, nfe_step, seed, gap],
+    trigger.click(handlers.dialogue_api, inputs=[tab.script, nfe_step, seed, gap, model],
                   outputs=[mix, lines, timings, srt], api_name="dialogue", concurrency_limit=None)
     return generate

@@ -160,21 +160,23 @@ class DubbingHandlers:
         self.whole = zerogpu_synthesis(backend)  # ZeroGPU: each cue whole inside spaces.GPU; None elsewhere
         self.describe_progress = progress_words(backend)
 
-    def _run(self, path, mapping, default_voice, nfe_step, seed, relay, should_stop=None):
+    def _run(self, path, mapping, default_voice, nfe_step, seed, relay, should_stop=None, model=None):
         """Check everything, then the dub's events (nothing runs before the first one is asked for)."""
         cues, by_cue, clips = prepare(path, mapping, default_voice, self.backend.settings, self.limits, self.library)
         return len(cues), run_dub(cues, by_cue, clips, self.backend, nfe_step=int_if_whole(nfe_step),
                                   seed=seed_arg(seed), on_progress=relay, synthesize_whole=self.whole,
-                                  should_stop=should_stop)
+                                  should_stop=should_stop,
+                                  model=str(model).strip() or None if model is not None else None)
 
 
-    def dub_api(self, subtitles, voice, speaker_voices, nfe_step, seed, progress=gr.Progress()):
-        """API endpoint ``/dub``: returns (the track WAV, the per-cue report as a list of dicts, the ZIP
-        of cues)."""
+    def dub_api(self, subtitles, voice, speaker_voices, nfe_step, seed, model=None, progress=gr.Progress()):
+        """API endpoint ``/dub`` on ``model`` (empty: the default): returns (the track WAV, the per-cue
+        report as a list of dicts, the ZIP of cues)."""
         relay = ProgressRelay(progress, rewrite=self.describe_progress)
         result = None
         try:
-            _, events = self._run(subtitles, parse_voice_map(speaker_voices), voice, nfe_step, seed, relay)
+            _, events = self._run(subtitles, parse_voice_map(speaker_voices), voice, nfe_step, seed, relay,
+                                    model=model)
             for event, value in events:
                 if event == "done":
                     result = value

@@ -141,8 +141,8 @@ def place(track: np.ndarray, audio: np.ndarray, cue: Cue, rate: int) -> tuple[np
 def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str, ReferenceClip], backend: Any, *,
             nfe_step: int | None, seed: int | None, on_progress: ProgressFn | None = None,
             synthesize_whole: Callable[..., Any] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> Iterator[tuple[str, Any]]:
-    """Synthesise and place every cue under one lease. ``voices`` maps each cue number to its
+            should_stop: Callable[[], bool] | None = None, model: str | None = None) -> Iterator[tuple[str, Any]]:
+    """Synthesise and place every cue under one lease, on ``model`` (None: the default). ``voices`` maps each cue number to its
     voice; ``clips`` maps each voice's name key to its checked clip (for the estimate);
     ``synthesize_whole`` replaces ``backend.synthesize`` (ZeroGPU: a GPU lent per call, no progress).
 
@@ -156,7 +156,8 @@ def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str
     track = np.zeros(int(round(cues[-1].end_s * rate)), dtype=np.float32)
     reports: list[CueReport] = []
     placed: list[np.ndarray] = []
-    with backend.lease(on_progress=lambda fraction, message: progress(0.0, message)):
+    with backend.lease(on_progress=lambda fraction, message: progress(0.0, message),
+                       **({"model": model} if model else {})):
         for cue in cues:
             if should_stop is not None and should_stop():
                 end = int(round(reports[-1].end_s * rate)) if reports else 0
@@ -169,7 +170,7 @@ def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str
             label = f"Cue {cue.number} of {len(cues)} ({ref.name})"
             request = SynthesisRequest(ref_audio=str(ref.clip_path), ref_text=ref.ref_text, gen_text=cue.text,
                                        nfe_step=nfe_step, speed=DEFAULTS.speed, cross_fade=DEFAULTS.cross_fade,
-                                       remove_silence=False, seed=seed, duration_s=wanted)
+                                       remove_silence=False, seed=seed, duration_s=wanted, model=model)
             try:
                 if synthesize_whole is not None:
                     result = synthesize_whole(request)

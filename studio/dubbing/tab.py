@@ -96,7 +96,8 @@ def wire_dubbing_tab(tab: DubbingTab, settings: FrontendSettings, handlers: Dubb
         track = gr.Audio(type="filepath", label="track")
         report = gr.JSON(label="report")
         cues = gr.File(label="cues_zip")
+        model = gr.Textbox(settings.default_model, label="model")
         trigger = gr.Button("dub")
-    trigger.click(handlers.dub_api, inputs=[subtitles, voice, speaker_voices, nfe_step, seed],
+    trigger.click(handlers.dub_api, inputs=[subtitles, voice, speaker_voices, nfe_step, seed, model],
                   outputs=[track, report, cues], api_name="dub", concurrency_limit=None)
     return dub

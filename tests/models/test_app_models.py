@@ -165,3 +165,22 @@ def test_a_saved_voice_remembers_its_model(app, client):
     with pytest.raises(AppError, match="Unknown model 'gamma'"):
         client.predict(name="Gamma voice", ref_audio=handle_file(str(REF_WAV)), ref_text=REF_TEXT, note="",
                        model="gamma", api_name="/save_voice")
+
+
+def test_dialogue_api_runs_on_the_model_it_names(app, client):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    client.predict(name="Dia", ref_audio=handle_file(str(REF_WAV)), ref_text=REF_TEXT, note="",
+                   api_name="/save_voice")
+
+    def served() -> dict[str, int]:
+        return {model["name"]: model["served"] for model in status(app)["models"]}
+
+    before = served()
+    client.predict(script="Dia: Hello there.", nfe_step=NFE, seed=5, gap_s=0.2, model="beta", api_name="/dialogue")
+    after = served()
+    assert after["beta"] == before["beta"] + 1 and after["alpha"] == before["alpha"]
+    with pytest.raises(AppError, match="Unknown model 'gamma'"):
+        client.predict(script="Dia: Hello there.", nfe_step=NFE, seed=5, gap_s=0.2, model="gamma",
+                       api_name="/dialogue")
