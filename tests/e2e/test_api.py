@@ -32,7 +32,10 @@ def test_api_names_and_parameters(client):
     assert set(named) == {"/synthesize", "/status", "/load", "/unload", "/voices", "/save_voice", "/rename_voice",
                           "/delete_voice", "/dialogue", "/dub"}, set(named)  # the last six: tests/voices
     params = [p["parameter_name"] for p in named["/synthesize"]["parameters"]]
-    assert params == ["ref_audio", "ref_text", "gen_text", "nfe_step", "speed", "cross_fade", "remove_silence", "seed"]
+    assert params == ["ref_audio", "ref_text", "gen_text", "nfe_step", "speed", "cross_fade", "remove_silence", "seed",
+                      "model"]  # model: optional and last, so clients that send the first eight keep working
+    model = named["/synthesize"]["parameters"][-1]
+    assert model["parameter_has_default"] and model["parameter_default"] == "f5-tts"
     assert api["unnamed_endpoints"] == {}
 
 
