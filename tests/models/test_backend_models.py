@@ -117,3 +117,17 @@ def test_a_voice_remembers_its_model_and_old_libraries_are_migrated(tmp_path):
     assert "Unknown model &#x27;gamma&#x27;" in handlers.save_from_clone("Bad", str(REF_WAV), REF_TEXT, "", "gamma")
     single = VoiceHandlers(library, ("f5-tts",))
     assert single.checked_model("f5-tts") is None, "with one model there is nothing to prefer"
+
+
+def test_a_request_stream_holds_its_model_only_while_it_runs(backend):
+    import threading
+
+    stream = backend.synthesize_stream(request(model="beta"))
+    assert backend.models().model("beta").reserved == 0, "validated at once, reserved at the first chunk"
+    first = next(stream)
+    assert first.result is not None and backend.models().model("beta").reserved == 1
+    closer = threading.Thread(target=stream.close)  # Gradio closes a stream on any thread
+    closer.start()
+    closer.join(timeout=30)
+    assert backend.models().model("beta").reserved == 0
+    assert backend.synthesize(request(model="alpha")).model == "alpha", "the switch is not blocked"
