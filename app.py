@@ -1,7 +1,8 @@
 """F5 Voice Studio: a Gradio web app for F5-TTS voice cloning on a shared GPU.
 
 ``demo`` is built at import (Hugging Face Spaces imports this module); ``python app.py`` serves it
-together with the OpenAI-compatible REST API (``studio.rest``), on one port and one engine.
+together with the OpenAI-compatible REST API (``studio.rest``), on one port and one model pool
+(``engine.models``: every model of F5_MODELS, or the one configured model).
 This module is wiring only: settings are checked, the page (``studio.ui.page``) is built on the
 process's backend (``studio.backend``), and ``main`` serves the page and the API.
 """

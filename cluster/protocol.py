@@ -104,6 +104,7 @@ def encode_result(result: SynthesisResult) -> dict[str, Any]:
         "notices": [Notice.from_any(n).to_dict() for n in result.notices], "fast_mode": result.fast_mode,
         "quality": None if result.quality is None else result.quality.to_dict(),
         "segments": [encode_segment(s) for s in result.segments],
+        "model": result.model,
     }
 
 
@@ -118,7 +119,7 @@ def decode_result(data: dict[str, Any], queue_wait_s: float | None = None) -> Sy
         spectrogram=decode_array(data.get("spectrogram")),
         notices=tuple(Notice.from_any(n) for n in data.get("notices", ())), fast_mode=bool(data.get("fast_mode")),
         quality=None if data.get("quality") is None else report_from_dict(data["quality"]),
-        segments=tuple(decode_segment(s) for s in data.get("segments", ())))
+        segments=tuple(decode_segment(s) for s in data.get("segments", ())), model=data.get("model"))
 
 
 def encode_segment(segment: Segment) -> dict[str, Any]:

@@ -14,7 +14,8 @@ unchanged:
 * ``lease()``: loads the model on every worker, then holds nothing. Across workers it cannot pin
   one engine: each request of the lease may run on any worker, and each worker keeps its own
   keep-alive (``F5_IDLE_UNLOAD_S``), which every request restarts.
-* ``.settings``: from this process's environment, as the app reads it, except that the model
+* ``.settings``: the models (``F5_MODELS``: the same value as the workers'; a request naming another
+  model is refused here, listing the valid names) and the rest from this process's environment, as the app reads it, except that the model
   files are not needed here (``F5_MODEL_DIR`` is not checked): give the front-end the same
   request limits as the workers (``F5_MAX_QUEUE``, ``F5_DEFAULT_NFE``, ``F5_MAX_TEXT_CHARS``,
   ``F5_MAX_REF_SECONDS``, ``F5_ASR_MODEL``, ``F5_CPU_FAST_MODE``).
@@ -23,8 +24,10 @@ unchanged:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
+import re
 import threading
 import time
 from typing import Any, Callable, Iterator, Mapping
@@ -39,7 +42,8 @@ from cluster.frontend import status as cluster_status
 from cluster.frontend.client import Broker, client_app
 from cluster.frontend.request import RemoteRequest, prepare
 from cluster.frontend.watch import NO_WORKER, UNREACHABLE
-from engine.config import EngineConfig
+from engine.config import ConfigError, EngineConfig, ModelsConfig
+from engine.models.registry import ModelRegistry, ModelSpec, check_name, registry_from_config
 from engine.errors import ModelUnavailableError, UnavailableError
 from engine.progress import ProgressFn
 from engine.request import SynthesisRequest
@@ -66,7 +70,9 @@ class CeleryBackend:
     def __init__(self, worker_settings: WorkerSettings | None = None, config: EngineConfig | None = None):
         self.worker_settings = worker_settings or WorkerSettings.from_env()
         self.config = config or frontend_engine_config()
-        self.settings = FrontendSettings.from_config(self.config, _limits(self.config))
+        self.models = frontend_models(self.config)
+        self.settings = dataclasses.replace(FrontendSettings.from_config(self.config, _limits(self.config)),
+                                            models=self.models.names)
         self.app = client_app(self.worker_settings)
         self.broker = Broker(self.worker_settings)
         self.submit_lock = threading.Lock()
@@ -79,7 +85,7 @@ class CeleryBackend:
     def synthesize(self, request: SynthesisRequest, on_progress: ProgressFn | None = None) -> SynthesisResult:
         """One whole synthesis on whichever worker is free first."""
         result = None
-        for chunk in RemoteRequest(self, prepare(self.config, request), False, on_progress).run():
+        for chunk in RemoteRequest(self, self._prepare(request), False, on_progress).run():
             result = chunk.result
         assert result is not None
         return result
@@ -88,8 +94,13 @@ class CeleryBackend:
                           ) -> Iterator[StreamChunk]:
         """A streaming synthesis: chunks as the worker makes them. Bad input raises here, at once;
         the request is sent when the stream is first read."""
-        prepared = prepare(self.config, request)
+        prepared = self._prepare(request)
         return RemoteRequest(self, prepared, True, on_progress).run()
+
+    def _prepare(self, request: SynthesisRequest) -> SynthesisRequest:
+        """The request checked here (the engine's words; an unknown model lists the valid names),
+        naming its model for the worker."""
+        return prepare(self.config, request.replace(model=self.models.resolve(request.model)))
 
     # ------------------------------------------------------------------ status
 
@@ -130,8 +141,9 @@ class CeleryBackend:
         self._on_each_worker(UNLOAD_TASK, lambda status: status.state not in ("unloaded", "failed"))
 
     @contextlib.contextmanager
-    def lease(self, on_progress: ProgressFn | None = None) -> Iterator[None]:
-        """Load the model on every worker, then hold nothing (see the module docstring)."""
+    def lease(self, on_progress: ProgressFn | None = None, model: str | None = None) -> Iterator[None]:
+        """Load the default model on every worker, then hold nothing (see the module docstring; each
+        request of the lease names its ``model``, which its worker switches to)."""
         if on_progress is not None:
             on_progress(0.0, "Loading the model on every worker")
         self.load()
@@ -159,6 +171,21 @@ class CeleryBackend:
         if errors:
             raise errors[0]
         return len(names)
+
+
+def frontend_models(config: EngineConfig) -> ModelRegistry:
+    """The models the workers serve, from this process's F5_MODELS / F5_MODELS_FILE (the same as the
+    workers'). Their directories need not exist here: only the workers read them."""
+    models = ModelsConfig.from_env()
+    try:
+        return registry_from_config(models, config)
+    except ConfigError:
+        if not models.models:
+            raise
+    names = [entry.split("=", 1)[0].strip() for entry in re.split(r"[;\n]", models.models) if entry.strip()]
+    for name in names:
+        check_name(name)
+    return ModelRegistry(tuple(ModelSpec(name) for name in names))
 
 
 def _await(app: Any, task_id: str, deadline: float) -> dict[str, Any] | None:

@@ -89,9 +89,15 @@ def synthesize(self, request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _engine_call(verb: str) -> dict[str, Any]:
-    engine = _runtime().engine()
+    pool = _runtime().pool()
+    engine = pool.engine()
     try:
-        getattr(engine, verb)()
+        if verb == "load":  # the default model, switching another out if the budget needs it
+            pool.reserve(None).release()
+        elif len(pool.names) > 1:
+            pool.unload_all()
+        else:
+            engine.unload()
     except EngineError as error:
         return {"status": "error", "error": protocol.encode_error(error), "worker": _runtime().name}
     finally:

@@ -4,8 +4,9 @@ Fork-safe by construction: nothing here starts a thread, touches CUDA or builds 
 import. :func:`start` runs in the process that will run the tasks: from Celery's
 ``worker_process_init`` signal (the solo pool's only process, or a prefork child after the fork),
 or from ``worker_init`` for the threads pool, which never forks; the engine
-(``engine.get_engine()``, with its keep-alive reaper) is made there on first use, and loads its
-model on the first request, as in the app.
+(``engine.models.build.get_pool()``: one engine per model of F5_MODELS, each with its keep-alive
+reaper) is made there on first use, and loads a model on its first request, as in the app; the
+heartbeat carries every model's state and the device budget (``models``).
 
 Why a heartbeat key rather than Celery's ``inspect``/broadcast for the status panel: with the solo
 pool (one engine per process, the recommended setup) a worker handles remote-control messages only
@@ -55,11 +56,16 @@ class WorkerRuntime:
     # ------------------------------------------------------------------ the engine
 
     @staticmethod
-    def engine():
-        """This process's engine (made on first use, in this process, after any fork)."""
-        from engine import get_engine
+    def pool():
+        """This process's model pool (``engine.models.build.get_pool()``: every model of F5_MODELS,
+        or the one configured model; made on first use, in this process, after any fork)."""
+        from engine.models.build import get_pool
 
-        return get_engine()
+        return get_pool()
+
+    def engine(self):
+        """The default model's engine (with one model: ``engine.get_engine()``)."""
+        return self.pool().engine()
 
     # ------------------------------------------------------------------ the running request
 
@@ -144,7 +150,8 @@ class WorkerRuntime:
             tasks = list(claims)
             payload = {"name": self.name, "host": socket.gethostname(), "pid": os.getpid(), "at": time.time(),
                        "started_at": self.started_at, "task": tasks[0] if tasks else None, "tasks": tasks,
-                       "rss_mb": process_rss_mb(), "status": self.engine().status().to_dict()}
+                       "rss_mb": process_rss_mb(), "status": self.engine().status().to_dict(),
+                       "models": self.pool().status().to_dict()}
             self.redis.set(protocol.worker_key(self.name), json.dumps(payload),
                            px=int(self.settings.liveness_ttl_s * 1000))
         except RedisError as error:

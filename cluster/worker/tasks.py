@@ -150,7 +150,7 @@ def _synthesize(task: Any, runtime: WorkerRuntime, request: dict[str, Any], path
             log.warning("progress of request %s not stored", task_id, exc_info=True)
 
     synthesis = SynthesisRequest.from_json(request, ref_audio=str(path) if path else None)
-    chunks = runtime.engine().stream(synthesis.replace(fast_start=stream and synthesis.fast_start), on_progress)
+    chunks = runtime.pool().stream(synthesis.replace(fast_start=stream and synthesis.fast_start), on_progress)
     result = None
     try:
         for chunk in chunks:

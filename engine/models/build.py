@@ -3,6 +3,8 @@
     from engine.models.build import pool_from_env
     pool = pool_from_env()          # F5_MODELS / F5_MODELS_FILE / F5_MAX_LOADED_MODELS + the engine's F5_*
     pool.synthesize("pt", ref_audio=..., ref_text=..., gen_text=...)
+    pool.generate(SynthesisRequest(..., model="pt"))   # what the backends call
+    get_pool()                      # the process's one pool (the app, a Celery worker)
 
 Without F5_MODELS / F5_MODELS_FILE the pool holds the one configured model, named
 :data:`~engine.models.registry.DEFAULT_MODEL_NAME`; ``engine.get_engine()`` keeps working as before
@@ -11,6 +13,7 @@ for code that serves a single model.
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 from engine.clock import Clock
@@ -46,10 +49,36 @@ def build_pool(engine_config: EngineConfig, models_config: ModelsConfig, *,
 
 
 def pool_from_env() -> ModelPool:
-    """The pool the environment describes (on ZeroGPU, each engine adapted as ``get_engine`` does)."""
-    from engine import zerogpu
+    """The pool the environment describes (on ZeroGPU, each engine adapted as ``get_engine`` does).
+    Without F5_MODELS / F5_MODELS_FILE its one model's engine is ``engine.get_engine()`` (the same
+    object: a single-model server has one engine, and ``set_engine`` still replaces it)."""
+    from engine import get_engine, zerogpu
 
     engine_config = EngineConfig.from_env()
     if zerogpu.detect():
         engine_config = zerogpu.adapt_config(engine_config)
-    return build_pool(engine_config, ModelsConfig.from_env())
+    models_config = ModelsConfig.from_env()
+    single = not models_config.models and models_config.models_file is None
+    return build_pool(engine_config, models_config, make_engine=(lambda spec: get_engine()) if single else None)
+
+
+_pool: ModelPool | None = None
+_pool_lock = threading.Lock()
+
+
+def get_pool() -> ModelPool:
+    """The process's one pool (:func:`pool_from_env`, built on first use; thread-safe). The app,
+    the REST API and a Celery worker all serve through it."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = pool_from_env()
+        return _pool
+
+
+def set_pool(pool: ModelPool | None) -> ModelPool | None:
+    """Replace the process's pool (tests, embedding); returns the previous one."""
+    global _pool
+    with _pool_lock:
+        previous, _pool = _pool, pool
+    return previous

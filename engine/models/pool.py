@@ -31,6 +31,7 @@ free to serve a request for another model afterwards.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Callable, Iterator
 
@@ -42,6 +43,7 @@ from engine.models.budget import DeviceBudget, DeviceResident, EngineResident, G
 from engine.models.pool_status import ModelStatus, PoolStatus, ResidentStatus
 from engine.models.registry import ModelRegistry, ModelSpec, check_sources
 from engine.progress import ProgressFn
+from engine.request import SynthesisRequest
 from engine.results import StreamChunk, SynthesisResult
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,8 @@ class ModelPool:
         except ModelUnavailableError as exc:
             self._drop_failed(engine)
             grant.release()
+            if len(self.names) == 1:  # a single-model server says what it always said
+                raise
             raise ModelUnavailableError(f"Model '{name}' is unavailable: {exc}") from None
         except BaseException:
             grant.release()
@@ -183,6 +187,34 @@ class ModelPool:
         name = self.resolve(model)
         chunks = self._engines[name].synthesize_stream(**request)  # validates the input now
         return self._reserved(name, chunks, request.get("on_progress"))
+
+    def generate(self, request: SynthesisRequest, on_progress: ProgressFn | None = None) -> SynthesisResult:
+        """The whole audio of ``request`` on ``request.model`` (None: the default); the result names
+        its model. Bad input (an unknown model included) raises before any switch or load."""
+        result = None
+        for chunk in self.stream(request, on_progress):
+            result = chunk.result
+        assert result is not None
+        return result
+
+    def stream(self, request: SynthesisRequest, on_progress: ProgressFn | None = None) -> Iterator[StreamChunk]:
+        """``Engine.stream(request)`` on ``request.model``: validated now (name and input); the model
+        is reserved when the first chunk is asked for and released when the stream is exhausted or
+        closed (from any thread). The last chunk's result carries ``model`` = the model's name."""
+        name = self.resolve(request.model)
+        request = request.replace(model=name)
+        chunks = self._engines[name].stream(request, on_progress)  # validates the input now
+        return self._named(name, self._reserved(name, chunks, on_progress))
+
+    @staticmethod
+    def _named(name: str, chunks: Iterator[StreamChunk]) -> Iterator[StreamChunk]:
+        try:
+            for chunk in chunks:
+                if chunk.result is not None and getattr(chunk.result, "model", name) != name:
+                    chunk = dataclasses.replace(chunk, result=dataclasses.replace(chunk.result, model=name))
+                yield chunk
+        finally:
+            chunks.close()  # type: ignore[attr-defined]
 
     def _reserved(self, name: str, chunks: Iterator[StreamChunk], on_progress: ProgressFn | None
                   ) -> Iterator[StreamChunk]:

@@ -97,5 +97,6 @@ class Backend(Protocol):
     def unload(self) -> None:
         """Unload the model now (after the requests in flight)."""
 
-    def lease(self, on_progress: ProgressFn | None = None) -> Any:
-        """A context manager that keeps the model loaded for several requests (a dialogue, a dub)."""
+    def lease(self, on_progress: ProgressFn | None = None, model: str | None = None) -> Any:
+        """A context manager that keeps ``model`` (None: the default) loaded for several requests
+        (a dialogue, a dub)."""

@@ -6,6 +6,8 @@ With a backend that has several workers (Celery mode: it has a ``cluster()``, se
 ``cluster.frontend.status``), the top level is all workers summed up as one engine, and the JSON
 adds ``queue_length`` (requests waiting in the broker) and ``workers`` (each worker's own status,
 its ``name``, its ``task``, its process's ``rss_mb`` and how many seconds ago it reported).
+Both add ``models`` (each model's state, device, memory, loads, unloads, last use: see
+:mod:`studio.backend.model_status`) and ``budget`` (how many may be resident, which are).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from engine.errors import UnavailableError
 from engine.status import EngineStatus
+from studio.backend.model_status import cluster_models, local_models, split_pool
 from studio.public import public_status
 
 
@@ -21,14 +24,20 @@ def status_payload(backend: Any) -> dict[str, Any]:
     """``/status``'s JSON (server paths cut, as on the page)."""
     cluster_of = getattr(backend, "cluster", None)
     if cluster_of is None:
-        return public_status(backend.status()).to_dict()
+        data = public_status(backend.status()).to_dict()
+        models = local_models(backend)
+        if models is not None:
+            data["models"], data["budget"] = models
+        return data
     cluster = cluster_of()
     data = public_status(cluster.aggregate(backend.config)).to_dict()
     data["queue_length"] = cluster.queue_length
     data["workers"] = [{"name": str(beat["name"]), "task": beat.get("task"), "rss_mb": beat.get("rss_mb"),
                         "seen_s_ago": round(max(0.0, cluster.now - float(beat.get("at", cluster.now))), 1),
-                        **public_status(EngineStatus.from_dict(beat["status"])).to_dict()}
+                        **public_status(EngineStatus.from_dict(beat["status"])).to_dict(),
+                        "models": split_pool(beat["models"])[0] if isinstance(beat.get("models"), dict) else []}
                        for beat in cluster.beats]
+    data["models"], data["budget"] = cluster_models(cluster.beats)
     return data
 
 

@@ -47,10 +47,11 @@ def user_error(error: BaseException, action: str = "Synthesis") -> gr.Error:
 
 
 def clone_request(ref_audio: Any, ref_text: Any, gen_text: Any, nfe_step: Any, speed: Any, cross_fade: Any,
-                  remove_silence: Any, seed: Any, quality_check: Any = None, word_times: Any = False
-                  ) -> SynthesisRequest:
+                  remove_silence: Any, seed: Any, quality_check: Any = None, word_times: Any = False,
+                  model: Any = None) -> SynthesisRequest:
     """The request of the clone tab's fields: UI-side checks and conversions only; the engine
-    validates everything (ranges with its own words). ``quality_check`` None: the server's default."""
+    validates everything (ranges with its own words; an unknown ``model`` lists the valid names).
+    ``quality_check`` None: the server's default."""
     if not ref_audio:
         raise gr.Error("Please provide a reference audio clip (upload a file or record one).", print_exception=False)
     if gen_text is None or not str(gen_text).strip():
@@ -59,7 +60,8 @@ def clone_request(ref_audio: Any, ref_text: Any, gen_text: Any, nfe_step: Any, s
                             gen_text=str(gen_text), nfe_step=int_if_whole(nfe_step), speed=speed,
                             cross_fade=cross_fade, remove_silence=bool(remove_silence), seed=seed_arg(seed),
                             quality_check=None if quality_check is None else bool(quality_check),
-                            word_times=bool(word_times))
+                            word_times=bool(word_times),
+                            model=str(model).strip() or None if model is not None else None)
 
 
 def int_if_whole(value: Any) -> Any:
@@ -137,11 +139,12 @@ class CloneHandlers:
         return self.backend.synthesize(request, relay)
 
     def synthesize(self, ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed,
-                   quality_check=None, progress=gr.Progress()):
-        """API endpoint ``/synthesize``: the whole clip at once. Returns (audio file, details, seed used);
-        with ``quality_check`` the details end with the check's summary line."""
+                   quality_check=None, model=None, progress=gr.Progress()):
+        """API endpoint ``/synthesize``: the whole clip at once, on ``model`` (empty: the default).
+        Returns (audio file, details, seed used); with ``quality_check`` the details end with the
+        check's summary line."""
         request = clone_request(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed,
-                                quality_check)
+                                quality_check, model=model)
         relay = ProgressRelay(progress, rewrite=self.describe_progress)
         try:
             result = self._run_whole(request, relay)
@@ -150,13 +153,14 @@ class CloneHandlers:
         result, loudness = finish_result(result, self.backend.settings)  # F5_LOUDNESS_LUFS, when set
         log.info("synthesized %.2f s of audio on %s in %.2f s (seed %s)", result.duration_s, result.device,
                  result.elapsed_s, result.seed)
-        details = with_quality(ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages),
-                               result)
+        details = with_quality(ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages,
+                                                        show_model=len(self.backend.settings.models) > 1), result)
         return (result.sample_rate, to_int16(result.audio)), details + details_text(loudness), result.seed
 
 
     def generate_stream(self, ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
-                        quality_check=None, word_times=False, progress=gr.Progress(), request: gr.Request = None):
+                        quality_check=None, word_times=False, model=None, progress=gr.Progress(),
+                        request: gr.Request = None):
         """The Generate button: streams chunk by chunk to the live player, then the full clip. Its
         Stop button (:func:`stop_generation`) ends it with the audio made so far.
 
@@ -165,7 +169,7 @@ class CloneHandlers:
         if randomize:  # drawn here, so a stopped clip knows its seed too
             seed = secrets.randbelow(int(self.backend.settings.limits["seed"][1]) + 1)
         synthesis = clone_request(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed,
-                                  quality_check, word_times)
+                                  quality_check, word_times, model)
         relay = ProgressRelay(progress, rewrite=self.describe_progress)
         key = getattr(request, "session_hash", None)
         self.quality_view.forget(key)
@@ -204,8 +208,8 @@ class CloneHandlers:
             log.exception("rendering the spectrogram failed")
         log.info("made %.2f s of audio in %d chunk(s) on %s in %.2f s (seed %s)", result.duration_s, result.chunks,
                  result.device, result.elapsed_s, result.seed)
-        details = with_quality(ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages),
-                               result)
+        details = with_quality(ui_format.format_details(result, loaded=ui_format.LOADING_MESSAGE in relay.messages,
+                                                        show_model=len(self.backend.settings.models) > 1), result)
         details += details_text(loudness)
         self.quality_view.remember(key, result)
         yield (gr.update(value=(result.sample_rate, to_int16(result.audio)),

@@ -47,6 +47,7 @@ class CloneTab:
     save_status: gr.Markdown
     reuse_seed_btn: gr.Button
     advanced: gr.Accordion
+    model: gr.Dropdown
     quality_check: gr.Checkbox | None = None  # "Check what it said" (studio.clone.quality_view)
     word_times: gr.Checkbox | None = None
     quality_table: gr.Dataframe | None = None
@@ -76,6 +77,9 @@ def build_clone_tab(settings: FrontendSettings, voices: list[Voice]) -> CloneTab
     limits, defaults = settings.limits, settings.defaults
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
+            model = gr.Dropdown(label="Model", choices=list(settings.models), value=settings.default_model,
+                                elem_id="model-pick", visible=len(settings.models) > 1,
+                                info="Which of the server's models speaks (a saved voice may prefer one).")
             voice_pick = gr.Dropdown(label="Saved voice", choices=[], value=None, elem_id="voice-pick",
                                      info="Fills the reference clip and its text from the voice library.")
             ref_audio = gr.Audio(label=f"Reference audio (3-{settings.max_ref_seconds:g} s, one voice)",
@@ -141,7 +145,7 @@ def build_clone_tab(settings: FrontendSettings, voices: list[Voice]) -> CloneTab
                     label="Example voices: click one, then Generate")
     return CloneTab(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
                     generate_btn, generate_error, stop_btn, text_file, live_audio, out_audio, details, spectrogram, voice_pick,
-                    ref_check, save_name, save_note, save_btn, save_status, reuse_seed_btn, advanced,
+                    ref_check, save_name, save_note, save_btn, save_status, reuse_seed_btn, advanced, model,
                     quality_check, word_times, quality_table, captions)
 
 
@@ -151,12 +155,13 @@ def generate_ui(handlers: CloneHandlers):
     toast that closes by itself and an "Error" badge over the result."""
 
     def generate(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade, remove_silence, seed, randomize,
-                 quality_check=None, word_times=False, progress=gr.Progress(), request: gr.Request = None):
+                 quality_check=None, word_times=False, model=None, progress=gr.Progress(),
+                 request: gr.Request = None):
         try:
             first = True
             for outputs in handlers.generate_stream(ref_audio, ref_text, gen_text, nfe_step, speed, cross_fade,
                                                     remove_silence, seed, randomize, quality_check, word_times,
-                                                    progress=progress, request=request):
+                                                    model, progress=progress, request=request):
                 yield (*outputs, "" if first else gr.skip())
                 first = False
         except gr.Error as error:
@@ -173,7 +178,7 @@ def wire_clone_tab(tab: CloneTab, settings: FrontendSettings, handlers: CloneHan
             tab.remove_silence, tab.seed]
     # The UI's Generate: streaming, private (API clients use /synthesize below).
     generate_event = tab.generate_btn.click(
-        generate_ui(handlers), inputs=form + [tab.randomize, tab.quality_check, tab.word_times],
+        generate_ui(handlers), inputs=form + [tab.randomize, tab.quality_check, tab.word_times, tab.model],
         outputs=[tab.out_audio, tab.live_audio, tab.spectrogram, tab.details, tab.seed, tab.generate_error],
         concurrency_limit=None, api_visibility="private", show_progress_on=[tab.out_audio])
     generate_event.then(lambda: gr.update(visible=True), outputs=tab.reuse_seed_btn, queue=False,
@@ -194,10 +199,11 @@ def wire_clone_tab(tab: CloneTab, settings: FrontendSettings, handlers: CloneHan
                          show_progress="hidden")
     tab.ref_audio.clear(lambda: gr.update(value="", visible=False), outputs=tab.ref_check, queue=False,
                         api_visibility="private")
-    tab.voice_pick.input(library_handlers.pick_voice, inputs=tab.voice_pick, outputs=[tab.ref_audio, tab.ref_text],
+    tab.voice_pick.input(library_handlers.pick_voice_and_model, inputs=tab.voice_pick,
+                         outputs=[tab.ref_audio, tab.ref_text, tab.model],
                          concurrency_limit=None, api_visibility="private")
     save_event = tab.save_btn.click(library_handlers.save_from_clone,
-                                    inputs=[tab.save_name, tab.ref_audio, tab.ref_text, tab.save_note],
+                                    inputs=[tab.save_name, tab.ref_audio, tab.ref_text, tab.save_note, tab.model],
                                     outputs=tab.save_status, concurrency_limit=None, api_visibility="private")
     tab.text_file.upload(read_text_file, inputs=tab.text_file, outputs=tab.gen_text, queue=False,
                          api_visibility="private")
@@ -209,9 +215,10 @@ def wire_clone_tab(tab: CloneTab, settings: FrontendSettings, handlers: CloneHan
         api_speed = gr.Number(settings.defaults.speed, label="speed")
         api_cross_fade = gr.Number(settings.defaults.cross_fade, label="cross_fade")
         api_quality_check = gr.Checkbox(settings.quality_check and settings.asr_available, label="quality_check")
+        api_model = gr.Textbox(settings.default_model, label="model")  # any text: the engine names the valid ones
         api_trigger = gr.Button("synthesize")
     api_form = [tab.ref_audio, tab.ref_text, tab.gen_text, api_nfe_step, api_speed, api_cross_fade,
-                tab.remove_silence, tab.seed, api_quality_check]
+                tab.remove_silence, tab.seed, api_quality_check, api_model]
     # The API's /synthesize: plain, one result. Triggered by a hidden button only API clients use.
     api_trigger.click(handlers.synthesize, inputs=api_form, outputs=[tab.out_audio, tab.details, tab.seed],
                       api_name="synthesize", concurrency_limit=None)

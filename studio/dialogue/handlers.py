@@ -93,7 +93,8 @@ class DialogueHandlers:
         self.whole = zerogpu_synthesis(backend)  # ZeroGPU: each line whole inside spaces.GPU; None elsewhere
         self.describe_progress = progress_words(backend)
 
-    def _start(self, script, nfe_step, seed, gap_s, uploads: list[Upload], should_stop=None, quality_check=None):
+    def _start(self, script, nfe_step, seed, gap_s, uploads: list[Upload], should_stop=None, quality_check=None,
+               model=None):
         """Check everything; returns (spoken lines, a function that starts the run given an ``on_progress``)."""
         gap = _gap(gap_s)
         check = self.backend.settings.quality_check if quality_check is None else bool(quality_check)
@@ -105,7 +106,8 @@ class DialogueHandlers:
         return total, lambda on_progress: run_dialogue(
             items, references, self.backend, nfe_step=int_if_whole(nfe_step), seed=seed_arg(seed), gap_s=gap,
             on_progress=on_progress, synthesize_whole=self.whole, should_stop=should_stop,
-            loudness=LoudnessPolicy.of(self.backend.settings), quality_check=check)
+            loudness=LoudnessPolicy.of(self.backend.settings), quality_check=check,
+            model=str(model).strip() or None if model is not None else None)
 
 
     def dialogue_stream(self, script, nfe_step, seed, gap_s, name_1, audio_1, text_1, name_2, audio_2, text_2,
@@ -176,11 +178,12 @@ class DialogueHandlers:
                status + _loudness_text(result), "")
 
 
-    def dialogue_api(self, script, nfe_step, seed, gap_s, quality_check=None, progress=gr.Progress()):
-        """API endpoint ``/dialogue``: the whole script with library voices. Returns (mixed WAV, ZIP of
-        per-line WAVs, timings as a dict (with each line's quality and the loudness applied), SRT
-        captions, VTT captions). ``quality_check`` None: the server's default (F5_QUALITY_CHECK)."""
-        _, start = self._start(script, nfe_step, seed, gap_s, [], quality_check=quality_check)
+    def dialogue_api(self, script, nfe_step, seed, gap_s, quality_check=None, model=None, progress=gr.Progress()):
+        """API endpoint ``/dialogue``: the whole script with library voices, on ``model`` (empty: the
+        default). Returns (mixed WAV, ZIP of per-line WAVs, timings as a dict (with each line's quality
+        and the loudness applied), SRT captions, VTT captions). ``quality_check`` None: the server's
+        default (F5_QUALITY_CHECK)."""
+        _, start = self._start(script, nfe_step, seed, gap_s, [], quality_check=quality_check, model=model)
         relay = ProgressRelay(progress, rewrite=self.describe_progress)
         result = None
         try:

@@ -118,9 +118,10 @@ def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference],
                  on_progress: ProgressFn | None = None,
                  synthesize_whole: Callable[..., Any] | None = None,
                  should_stop: Callable[[], bool] | None = None, loudness: LoudnessPolicy | None = None,
-                 quality_check: bool | None = None) -> Iterator[tuple[str, Any]]:
+                 quality_check: bool | None = None, model: str | None = None) -> Iterator[tuple[str, Any]]:
     """Generate every line in order under one lease (see the module docstring for the events).
-    ``quality_check`` goes into each line's request (None: the server's default).
+    ``quality_check`` goes into each line's request (None: the server's default); ``model`` names the
+    server's model for every line (None: the default).
 
     ``should_stop()`` is asked before each line: True ends the run there, and ``done`` carries the
     lines made so far (``stopped=True``), mixed as they were played.
@@ -137,7 +138,8 @@ def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference],
     clips: list[np.ndarray] = []
     timings: list[LineTiming] = []
     stopped = False
-    with backend.lease(on_progress=lambda fraction, message: progress(0.0, message)):
+    with backend.lease(on_progress=lambda fraction, message: progress(0.0, message),
+                       **({"model": model} if model else {})):
         for item in items:
             if isinstance(item, Pause):
                 pending_silence += item.seconds
@@ -155,7 +157,7 @@ def run_dialogue(items: list[Turn | Pause], references: Mapping[str, Reference],
             result = None
             request = SynthesisRequest(ref_audio=str(ref.clip_path), ref_text=ref.ref_text, gen_text=item.text,
                                        nfe_step=nfe_step, speed=speed, cross_fade=DEFAULTS.cross_fade,
-                                       remove_silence=False, seed=seed, quality_check=quality_check)
+                                       remove_silence=False, seed=seed, quality_check=quality_check, model=model)
             try:
                 if synthesize_whole is not None:  # ZeroGPU: one whole call per line, no progress from there
                     stream = iter(_as_chunks(synthesize_whole(request)))

@@ -107,7 +107,8 @@ def wire_dialogue_tab(tab: DialogueTab, settings: FrontendSettings, handlers: Di
         quality_check = gr.Checkbox(settings.quality_check, label="quality_check")
         srt = gr.File(label="srt")
         vtt = gr.File(label="vtt")
+        model = gr.Textbox(settings.default_model, label="model")
         trigger = gr.Button("dialogue")
-    trigger.click(handlers.dialogue_api, inputs=[tab.script, nfe_step, seed, gap, quality_check],
+    trigger.click(handlers.dialogue_api, inputs=[tab.script, nfe_step, seed, gap, quality_check, model],
                   outputs=[mix, lines, timings, srt, vtt], api_name="dialogue", concurrency_limit=None)
     return generate

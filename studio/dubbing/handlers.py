@@ -163,25 +163,28 @@ class DubbingHandlers:
         self.whole = zerogpu_synthesis(backend)  # ZeroGPU: each cue whole inside spaces.GPU; None elsewhere
         self.describe_progress = progress_words(backend)
 
-    def _run(self, path, mapping, default_voice, nfe_step, seed, relay, should_stop=None, quality_check=None):
+    def _run(self, path, mapping, default_voice, nfe_step, seed, relay, should_stop=None, quality_check=None,
+             model=None):
         """Check everything, then the dub's events (nothing runs before the first one is asked for)."""
         settings = self.backend.settings
         cues, by_cue, clips = prepare(path, mapping, default_voice, settings, self.limits, self.library)
         check = settings.quality_check if quality_check is None else bool(quality_check)
         return len(cues), run_dub(cues, by_cue, clips, self.backend, nfe_step=int_if_whole(nfe_step),
                                   seed=seed_arg(seed), on_progress=relay, synthesize_whole=self.whole,
-                                  should_stop=should_stop, loudness=LoudnessPolicy.of(settings), quality_check=check)
+                                  should_stop=should_stop, loudness=LoudnessPolicy.of(settings), quality_check=check,
+                                  model=str(model).strip() or None if model is not None else None)
 
 
-    def dub_api(self, subtitles, voice, speaker_voices, nfe_step, seed, quality_check=None, progress=gr.Progress()):
-        """API endpoint ``/dub``: returns (the track WAV, the per-cue report as a list of dicts (with each
-        cue's quality and levelling), the ZIP of cues, SRT captions, VTT captions). ``quality_check``
-        None: the server's default (F5_QUALITY_CHECK)."""
+    def dub_api(self, subtitles, voice, speaker_voices, nfe_step, seed, quality_check=None, model=None,
+                progress=gr.Progress()):
+        """API endpoint ``/dub`` on ``model`` (empty: the default): returns (the track WAV, the per-cue
+        report as a list of dicts (with each cue's quality and levelling), the ZIP of cues, SRT captions,
+        VTT captions). ``quality_check`` None: the server's default (F5_QUALITY_CHECK)."""
         relay = ProgressRelay(progress, rewrite=self.describe_progress)
         result = None
         try:
             _, events = self._run(subtitles, parse_voice_map(speaker_voices), voice, nfe_step, seed, relay,
-                                  quality_check=quality_check)
+                                  quality_check=quality_check, model=model)
             for event, value in events:
                 if event == "done":
                     result = value

@@ -164,8 +164,8 @@ def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str
             nfe_step: int | None, seed: int | None, on_progress: ProgressFn | None = None,
             synthesize_whole: Callable[..., Any] | None = None,
             should_stop: Callable[[], bool] | None = None, loudness: LoudnessPolicy | None = None,
-            quality_check: bool | None = None) -> Iterator[tuple[str, Any]]:
-    """Synthesise and place every cue under one lease. ``voices`` maps each cue number to its
+            quality_check: bool | None = None, model: str | None = None) -> Iterator[tuple[str, Any]]:
+    """Synthesise and place every cue under one lease, on ``model`` (None: the default). ``voices`` maps each cue number to its
     voice; ``clips`` maps each voice's name key to its checked clip (for the estimate);
     ``synthesize_whole`` replaces ``backend.synthesize`` (ZeroGPU: a GPU lent per call, no progress).
 
@@ -179,7 +179,8 @@ def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str
     track = np.zeros(int(round(cues[-1].end_s * rate)), dtype=np.float32)
     reports: list[CueReport] = []
     placed: list[np.ndarray] = []
-    with backend.lease(on_progress=lambda fraction, message: progress(0.0, message)):
+    with backend.lease(on_progress=lambda fraction, message: progress(0.0, message),
+                       **({"model": model} if model else {})):
         for cue in cues:
             if should_stop is not None and should_stop():
                 end = int(round(reports[-1].end_s * rate)) if reports else 0
@@ -193,7 +194,7 @@ def run_dub(cues: list[Cue], voices: Mapping[int, Reference], clips: Mapping[str
             request = SynthesisRequest(ref_audio=str(ref.clip_path), ref_text=ref.ref_text, gen_text=cue.text,
                                        nfe_step=nfe_step, speed=DEFAULTS.speed, cross_fade=DEFAULTS.cross_fade,
                                        remove_silence=False, seed=seed, duration_s=wanted,
-                                       quality_check=quality_check)
+                                       quality_check=quality_check, model=model)
             try:
                 if synthesize_whole is not None:
                     result = synthesize_whole(request)

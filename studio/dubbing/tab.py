@@ -103,7 +103,8 @@ def wire_dubbing_tab(tab: DubbingTab, settings: FrontendSettings, handlers: Dubb
         cues = gr.File(label="cues_zip")
         srt = gr.File(label="srt")
         vtt = gr.File(label="vtt")
+        model = gr.Textbox(settings.default_model, label="model")
         trigger = gr.Button("dub")
-    trigger.click(handlers.dub_api, inputs=[subtitles, voice, speaker_voices, nfe_step, seed, quality_check],
+    trigger.click(handlers.dub_api, inputs=[subtitles, voice, speaker_voices, nfe_step, seed, quality_check, model],
                   outputs=[track, report, cues, srt, vtt], api_name="dub", concurrency_limit=None)
     return dub

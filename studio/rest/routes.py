@@ -2,7 +2,7 @@
 
     POST /v1/audio/speech   text -> audio (streamed as it is made), or SSE events
     POST /v1/audio/captions the same body -> JSON: the audio (base64), SRT, VTT, the quality report
-    GET  /v1/models         the model (and OpenAI's model names it answers to)
+    GET  /v1/models         the configured models (and OpenAI's model names, meaning the default)
     GET  /v1/voices         the voices (also at /v1/audio/voices, where Open WebUI looks)
     GET  /v1/status         the engine status, the same JSON as the page's /status endpoint
     GET  /healthz           200 when it can serve, else 503 saying what is down (Celery mode: the
@@ -33,7 +33,7 @@ from studio.rest.errors import ApiError, from_engine_error
 from studio.rest.pump import iterate_in_thread
 from studio.rest.quality import captions_body, whole_speech
 from studio.rest.schemas import ModelCard, ModelList, SpeechRequest, VoiceCard, VoiceList
-from studio.rest.speech import MODEL_ALIASES, MODEL_ID, encoded_pieces, plan_speech
+from studio.rest.speech import encoded_pieces, model_ids, plan_speech
 from studio.rest.voices import OPENAI_VOICES, VoiceCatalog
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,8 @@ def build_router(backend: Backend, catalog: Callable[[], VoiceCatalog], api_key:
 
     @router.get("/models", response_model=ModelList)
     async def list_models() -> ModelList:
-        """The one model, under its own id and OpenAI's TTS model names."""
-        ids = (MODEL_ID, *MODEL_ALIASES)
+        """The configured models (F5_MODELS; the default first), then OpenAI's TTS model names."""
+        ids = model_ids(backend.settings)
         return ModelList(data=[ModelCard(id=i) for i in ids], models=[{"id": i, "name": i} for i in ids])
 
     router.add_api_route("/audio/models", list_models, methods=["GET"], response_model=ModelList,
@@ -133,7 +133,7 @@ def voice_card(entry: Any) -> VoiceCard:
     """A voice of the catalog as ``GET /v1/voices`` lists it."""
     return VoiceCard(id=entry.name, name=entry.name, ref_text=entry.ref_text or "", note=entry.note or "",
                      read_only=bool(entry.read_only), usable=not entry.error,
-                     error=public_text(entry.error) if entry.error else None)
+                     error=public_text(entry.error) if entry.error else None, model=getattr(entry, "model", None))
 
 
 HEALTH_RETRY_AFTER_S = 10

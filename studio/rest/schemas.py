@@ -79,6 +79,7 @@ class VoiceCard(BaseModel):
     read_only: bool
     usable: bool
     error: str | None = None
+    model: str | None = None  # the model it prefers (used when a request names none of the server's)
 
 
 class VoiceList(BaseModel):

@@ -33,9 +33,28 @@ from studio.rest.errors import ApiError
 from studio.rest.schemas import SpeechRequest
 from studio.rest.voices import UnknownVoice, UnusableVoice, VoiceCatalog
 
-#: The model's id, and OpenAI's TTS model names, which all mean this model here.
+#: The single model's id, and OpenAI's TTS model names: they name no model of their own here (the
+#: voice's preferred model, else the default). With F5_MODELS each configured name picks its model.
 MODEL_ID = "f5-tts"
 MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15")
+
+
+def model_ids(settings: FrontendSettings) -> tuple[str, ...]:
+    """Every id ``/v1/models`` lists and ``model`` accepts: the configured models, then the aliases."""
+    return (*settings.models, *(name for name in (MODEL_ID, *MODEL_ALIASES) if name not in settings.models))
+
+
+def pick_model(requested: str, settings: FrontendSettings, preferred: str | None = None) -> str:
+    """The model a request runs on: a configured name as it is; an alias: the voice's ``preferred``
+    model when the server has it, else the default. Anything else: OpenAI's 404 ``model_not_found``
+    listing the valid names."""
+    if requested in settings.models:
+        return requested
+    if requested in (MODEL_ID, *MODEL_ALIASES):
+        return preferred if preferred in settings.models else settings.default_model
+    raise ApiError(404, f"The model {requested[:80]!r} does not exist. Available models: "
+                   f"{', '.join(settings.models)} (OpenAI's names {', '.join(MODEL_ALIASES)} mean "
+                   f"{settings.default_model!r}, or the voice's own model).", param="model", code="model_not_found")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +72,8 @@ class SpeechJob:
     def headers(self) -> dict[str, str]:
         """What the client is told before the audio: the voice, speed and seed really used."""
         return {"X-F5-Voice": urllib.parse.quote(self.voice, safe=" ()+,-._~"),
-                "X-F5-Speed-Used": f"{self.speed_used:g}", "X-F5-Seed": str(self.seed)}
+                "X-F5-Speed-Used": f"{self.speed_used:g}", "X-F5-Seed": str(self.seed),
+                "X-F5-Model": self.synthesis.model or ""}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,9 +100,7 @@ def plan_speech(body: SpeechRequest, settings: FrontendSettings, catalog: VoiceC
                 word_times: bool = False) -> SpeechJob:
     """Check what only the API can check (model, length, voice) and build the engine's arguments;
     the engine checks the rest (empty text, NFE, seed and cross-fade ranges) with its own words."""
-    if body.model not in (MODEL_ID, *MODEL_ALIASES):
-        raise ApiError(404, f"The model {body.model[:80]!r} does not exist. Use {MODEL_ID!r} (or one of OpenAI's "
-                       f"names: {', '.join(MODEL_ALIASES)}).", param="model", code="model_not_found")
+    pick_model(body.model, settings)  # an unknown model is refused before anything else
     length = folded_length(body.input)
     if length > settings.max_text_chars:
         raise ApiError(413, f"The input is {length} characters long; this server takes at most "
@@ -94,13 +112,14 @@ def plan_speech(body: SpeechRequest, settings: FrontendSettings, catalog: VoiceC
         raise ApiError(404, str(error), param="voice", code="voice_not_found") from None
     except UnusableVoice as error:
         raise ApiError(400, str(error), param="voice", code="voice_unusable") from None
+    model = pick_model(body.model, settings, getattr(voice, "model", None))
     speed = speed_for_engine(body.speed, settings)
     seed = body.seed if body.seed is not None and body.seed != -1 else secrets.randbelow(
         int(settings.limits["seed"][1]) + 1)
     synthesis = SynthesisRequest(ref_audio=str(voice.clip_path), ref_text=voice.ref_text or "", gen_text=body.input,
                                  nfe_step=body.nfe_step, speed=speed, seed=seed,
                                  cross_fade=DEFAULTS.cross_fade if body.cross_fade is None else body.cross_fade,
-                                 quality_check=body.quality_check, word_times=word_times)
+                                 quality_check=body.quality_check, word_times=word_times, model=model)
     return SpeechJob(voice=voice.name, format=FORMATS[body.response_format], sse=body.stream_format == "sse",
                      speed_used=speed, seed=seed, input_chars=length, synthesis=synthesis)
 

@@ -63,11 +63,13 @@ def format_stopped(seed: int, seconds: float, chunks: int) -> str:
             f" · Seed **{seed}**")
 
 
-def format_details(result: Any, loaded: bool = False) -> str:
+def format_details(result: Any, loaded: bool = False, show_model: bool = False) -> str:
     """One Markdown line about a finished synthesis, plus a warning line per notice. ``loaded``:
-    this request loaded the model first (its wait was that load, not other requests)."""
+    this request loaded the model first (its wait was that load, not other requests);
+    ``show_model``: name the model that made it (a server with several)."""
     parts = [
         f"Seed **{result.seed}**",
+        *([f"model **{result.model}**"] if show_model and getattr(result, "model", None) else []),
         f"ran on **{result.device}**" + (" (CPU fallback)" if result.fell_back else "")
         + (f" in **{FAST_MODE_LABEL}**" if getattr(result, "fast_mode", False) else ""),
         f"{format_seconds(result.elapsed_s)} for {format_seconds(result.duration_s)} of audio",

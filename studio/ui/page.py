@@ -82,7 +82,7 @@ def build_demo(backend: Backend, studio: StudioSettings, library: VoiceLibrary,
     (the voice library) and ``verdicts`` (the A/B tab's log; default: under ``studio.data_dir``)."""
     settings = backend.settings
     handlers = CloneHandlers(backend)
-    library_handlers = VoiceHandlers(library)
+    library_handlers = VoiceHandlers(library, backend.settings.models)
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.HTML(HEADER)
         banner = ui_format.fast_mode_banner(settings.cpu_fast_mode, settings.cpu_fast_cfg_cutoff)

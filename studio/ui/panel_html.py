@@ -5,9 +5,11 @@ its heartbeat, not the front-end's), a card per worker and one for the queue."""
 from __future__ import annotations
 
 import html
+import time
 from typing import Any
 
 from engine.status import EngineStatus
+from studio.backend.model_status import cluster_models, local_models, models_html
 from studio.public import public_status
 from studio.ui.formatting import status_html
 
@@ -16,7 +18,9 @@ def panel_html(backend: Any) -> str:
     """The engine panel: one engine's cards; with workers, the summary plus a card per worker."""
     cluster_of = getattr(backend, "cluster", None)
     if cluster_of is None:
-        return status_html(public_status(backend.status()))
+        models = local_models(backend)
+        extra = models_html(*models, time.time()) if models is not None else ""
+        return status_html(public_status(backend.status())) + extra
     cluster = cluster_of()
     memories = [f"{beat['name']}: {worker_memory(beat)}" for beat in cluster.beats]
     summary = status_html(public_status(cluster.aggregate(backend.config)),
@@ -29,7 +33,8 @@ def panel_html(backend: Any) -> str:
         cards.append(_card(f"Worker {worker.name}", text, f" state-{s.state}"))
     if not cluster.beats:
         cards.append(_card("Workers", "none connected", " has-error"))
-    return summary + f'<div class="engine-status engine-workers">{"".join(cards)}</div>'
+    return (summary + f'<div class="engine-status engine-workers">{"".join(cards)}</div>'
+            + models_html(*cluster_models(cluster.beats), time.time()))
 
 
 def worker_memory(beat: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 from studio.clone.handlers import user_error
 from studio.ui import feedback
 from studio.voices.library import VoiceEntry, VoiceLibrary
+from studio.voices.names import VoiceLibraryError
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ def _describe(entry: VoiceEntry) -> str:
     lines = [f"**{html.escape(entry.name)}** ({kind})", f"Transcript: {html.escape(entry.ref_text)}"]
     if entry.note:
         lines.append(f"Note: {html.escape(entry.note)}")
+    if entry.model:
+        lines.append(f"Preferred model: {html.escape(entry.model)}")
     if entry.error:
         lines.append(f"⚠ This voice cannot be used: {html.escape(entry.error)}")
     return "\n\n".join(lines)
@@ -84,16 +87,30 @@ class VoiceHandlers:
     """The voice library's handlers (API endpoints, the Voices tab, the clone tab's picker and
     "Save this voice") on one library, made where the app is assembled and handed in."""
 
-    def __init__(self, library: VoiceLibrary):
+    def __init__(self, library: VoiceLibrary, models: tuple[str, ...] = ()):
         self.library = library
+        self.models = tuple(models)  # the server's models (a voice may prefer one); () accepts any name
+
+    def checked_model(self, model: Any) -> str | None:
+        """A voice's preferred model: empty -> None; a name the server does not offer is refused."""
+        name = str(model or "").strip()
+        if not name or (len(self.models) < 2 and name in self.models):
+            return None  # one model: nothing to prefer
+        if self.models and name not in self.models:
+            raise VoiceLibraryError(f"Unknown model {name[:40]!r}. Available models: {', '.join(self.models)}.")
+        return name
+
+    def _save(self, name, ref_audio, ref_text, note, model):
+        return self.library.save(name, ref_audio, ref_text or "", note or "", self.checked_model(model))
 
     def api_voices(self) -> list[dict[str, Any]]:
         """API endpoint ``/voices``: every voice (bundled first) as dicts, no server paths."""
         return _run("Listing the voices", lambda: [entry.to_dict() for entry in self.library.list()])
 
-    def api_save_voice(self, name, ref_audio, ref_text, note) -> dict[str, Any]:
-        """API endpoint ``/save_voice``: store a clip (checked and trimmed as for cloning) under ``name``."""
-        return _run("Saving the voice", lambda: self.library.save(name, ref_audio, ref_text or "", note or "").to_dict())
+    def api_save_voice(self, name, ref_audio, ref_text, note, model=None) -> dict[str, Any]:
+        """API endpoint ``/save_voice``: store a clip (checked and trimmed as for cloning) under ``name``,
+        with the model it prefers (optional: one of the server's models)."""
+        return _run("Saving the voice", lambda: self._save(name, ref_audio, ref_text, note, model).to_dict())
 
     def api_rename_voice(self, name, new_name) -> dict[str, Any]:
         """API endpoint ``/rename_voice``: give a saved voice another name."""
@@ -142,6 +159,18 @@ class VoiceHandlers:
 
         return _run("Loading the voice", pick)
 
+    def pick_voice_and_model(self, name):
+        """The clone tab's picker: :meth:`pick_voice` and the voice's preferred model for the model
+        dropdown (unchanged when it prefers none or one the server lacks)."""
+        if not name:
+            return gr.skip(), gr.skip(), gr.skip()
+        audio, text = self.pick_voice(name)
+        try:
+            model = self.library.get(name).model
+        except Exception:  # pick_voice has said what is wrong
+            model = None
+        return audio, text, model if model in self.models else gr.skip()
+
     def show_voice(self, name):
         """The Voices tab's selection: (its clip to play, a description, the rename box's value, Rename,
         Delete (both off for a bundled read-only voice or none), the hidden Confirm delete, the status)."""
@@ -165,12 +194,12 @@ class VoiceHandlers:
             return (gr.skip(), *self.show_voice(None))
         return (name, *self.show_voice(name))
 
-    def save_from_clone(self, name, ref_audio, ref_text, note) -> str:
+    def save_from_clone(self, name, ref_audio, ref_text, note, model=None) -> str:
         """The clone tab's "Save this voice": the status under the button (a refusal in its place)."""
         if not ref_audio:
             return feedback.error_html("Upload or record a reference clip first, then save it as a voice.")
         try:
-            entry = self.library.save(name, ref_audio, ref_text or "", note or "")
+            entry = self._save(name, ref_audio, ref_text, note, model)
         except Exception as error:
             return _failed(error, "Saving the voice")
         log.info("voice %r saved from the clone tab", entry.name)

@@ -49,8 +49,10 @@ CREATE TABLE IF NOT EXISTS voices (
     seconds REAL NOT NULL,
     bytes INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    model TEXT
 )"""
+_COLUMNS = "name, clip_file, ref_text, note, seconds, bytes, sha256, model"
 
 
 class VoiceNotFound(VoiceLibraryError, LookupError):
@@ -69,11 +71,13 @@ class VoiceEntry:
     read_only: bool
     error: str | None = None
     seconds: float | None = None  # length of the stored clip
+    model: str | None = None  # the model it prefers (F5_MODELS name), used when a request names none
 
     def to_dict(self) -> dict:
         """What the API shows (no server paths)."""
         return {"name": self.name, "ref_text": self.ref_text, "note": self.note, "read_only": self.read_only,
-                "seconds": None if self.seconds is None else round(self.seconds, 2), "error": self.error}
+                "seconds": None if self.seconds is None else round(self.seconds, 2), "error": self.error,
+                "model": self.model}
 
 
 class VoiceLibrary:
@@ -95,6 +99,9 @@ class VoiceLibrary:
         try:
             with self._transaction() as db:
                 db.execute(_SCHEMA)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(voices)")}
+                if "model" not in columns:  # a library saved before voices remembered a model
+                    db.execute("ALTER TABLE voices ADD COLUMN model TEXT")
             self._sweep_orphans()
         except VoiceLibraryError:  # the app still serves, with the bundled voices; every use says why
             log.exception("the voice library at %s cannot be used", self.folder)
@@ -103,7 +110,7 @@ class VoiceLibrary:
 
     def list(self) -> list[VoiceEntry]:
         """Every voice: the bundled ones first, then the saved ones by name."""
-        rows = self._read("SELECT name, clip_file, ref_text, note, seconds, bytes, sha256 FROM voices")
+        rows = self._read(f"SELECT {_COLUMNS} FROM voices")
         saved = [self._entry(*row) for row in rows]
         return self.bundled + sorted(saved, key=lambda e: name_key(e.name))
 
@@ -112,8 +119,7 @@ class VoiceLibrary:
         key = name_key(str(name or "").strip())
         if key in self._bundled_keys:
             return self._bundled_keys[key]
-        rows = self._read("SELECT name, clip_file, ref_text, note, seconds, bytes, sha256 FROM voices "
-                          "WHERE name_key = ?", (key,))
+        rows = self._read(f"SELECT {_COLUMNS} FROM voices WHERE name_key = ?", (key,))
         row = rows[0] if rows else None
         if row is None:
             raise VoiceNotFound(f"There is no voice called {str(name).strip()!r} in the library "
@@ -129,8 +135,10 @@ class VoiceLibrary:
 
     # ------------------------------------------------------------------ changing
 
-    def save(self, name: str, clip_path: str | Path, ref_text: str, note: str = "") -> VoiceEntry:
-        """Check and store a voice: the clip as the clone tab trims it, its transcript, a note."""
+    def save(self, name: str, clip_path: str | Path, ref_text: str, note: str = "",
+             model: str | None = None) -> VoiceEntry:
+        """Check and store a voice: the clip as the clone tab trims it, its transcript, a note, and
+        the model it prefers (None: whichever a request names; the caller checks the name)."""
         name = check_name(name)
         key = name_key(name)
         if key in self._bundled_keys:
@@ -140,6 +148,7 @@ class VoiceLibrary:
             raise VoiceLibraryError("Please type the reference text (exactly what the clip says) before saving "
                                     "the voice.")
         note = _clean_field(note, MAX_NOTE_CHARS, "note")
+        model = _clean_field(model, 40, "model name") or None
         clip = read_reference(clip_path, self.max_ref_seconds)  # InputError: the clone tab's own words
         tail = int(TAIL_SILENCE_S * clip.sample_rate)  # added for the model; the engine adds it again
         samples = clip.samples[: max(1, len(clip.samples) - tail)]
@@ -154,9 +163,9 @@ class VoiceLibrary:
                                             "Delete a voice first.")
                 try:
                     db.execute("INSERT INTO voices (name, name_key, clip_file, ref_text, note, seconds, bytes, "
-                               "sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               "sha256, created_at, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                (name, key, clip_file, ref_text, note, len(samples) / clip.sample_rate, size,
-                                digest, time.time()))
+                                digest, time.time(), model))
                 except sqlite3.IntegrityError:
                     raise VoiceLibraryError(f"A voice called {name!r} already exists (names ignore case). "
                                             "Choose another name, or delete or rename that voice first.") from None
@@ -231,9 +240,9 @@ class VoiceLibrary:
             db.execute("COMMIT")
 
     def _entry(self, name: str, clip_file: str, ref_text: str, note: str, seconds: float, size: int,
-               digest: str) -> VoiceEntry:
+               digest: str, model: str | None = None) -> VoiceEntry:
         path = self.clips / clip_file
-        return VoiceEntry(name, path, ref_text, note, False, self._check_clip(path, size, digest), seconds)
+        return VoiceEntry(name, path, ref_text, note, False, self._check_clip(path, size, digest), seconds, model)
 
     def _check_clip(self, path: Path, size: int, digest: str) -> str | None:
         """Why the clip cannot be used, or None; hashed once per version of the file."""

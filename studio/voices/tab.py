@@ -81,11 +81,12 @@ def wire_voices_tab(tab: VoicesTab, library_handlers: VoiceHandlers) -> dict[str
         ref_audio = gr.Audio(type="filepath", label="ref_audio")
         ref_text = gr.Textbox(label="ref_text")
         note = gr.Textbox(label="note")
+        model = gr.Textbox("", label="model")  # optional: the model the voice prefers
         listing = gr.JSON(label="voices")
         entry = gr.JSON(label="voice")
         triggers = [gr.Button(label) for label in ("voices", "save_voice", "rename_voice", "delete_voice")]
     triggers[0].click(library_handlers.api_voices, outputs=listing, api_name="voices", concurrency_limit=None)
-    triggers[1].click(library_handlers.api_save_voice, inputs=[name, ref_audio, ref_text, note], outputs=entry,
+    triggers[1].click(library_handlers.api_save_voice, inputs=[name, ref_audio, ref_text, note, model], outputs=entry,
                       api_name="save_voice", concurrency_limit=None)
     triggers[2].click(library_handlers.api_rename_voice, inputs=[name, new_name], outputs=entry,
                       api_name="rename_voice", concurrency_limit=None)

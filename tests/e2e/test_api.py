@@ -33,8 +33,10 @@ def test_api_names_and_parameters(client):
                           "/delete_voice", "/dialogue", "/dub"}, set(named)  # the last six: tests/voices
     params = [p["parameter_name"] for p in named["/synthesize"]["parameters"]]
     assert params == ["ref_audio", "ref_text", "gen_text", "nfe_step", "speed", "cross_fade", "remove_silence", "seed",
-                      "quality_check"]  # the last one optional (the server's F5_QUALITY_CHECK): older callers work
-    assert named["/synthesize"]["parameters"][-1]["parameter_has_default"]
+                      "quality_check", "model"]  # both optional and last: clients that send the first eight work
+    assert named["/synthesize"]["parameters"][-2]["parameter_has_default"]
+    model = named["/synthesize"]["parameters"][-1]
+    assert model["parameter_has_default"] and model["parameter_default"] == "f5-tts"
     assert api["unnamed_endpoints"] == {}
 
 

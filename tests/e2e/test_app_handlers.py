@@ -17,6 +17,7 @@ import pytest
 import engine
 from engine.errors import BusyError, InputError, ModelUnavailableError
 from engine.results import StreamChunk, SynthesisResult
+from engine.states import EngineState
 from engine.status import DeviceMemory, FastModeStatus
 from studio.audio_files import to_int16
 from studio.public import public_text
@@ -62,6 +63,15 @@ class StandInEngine:
         return engine_status(state="ready", device="cuda:0", dtype="float16", expires_at=time.time() + 125,
                              loads=1, served=2, peak_inference_concurrency=1, model="tiny",
                              memory=DeviceMemory(allocated_mb=812.4, reserved_mb=1024.0))
+
+    state = EngineState.READY  # what the model pool's budget reads
+
+    def inspect(self):
+        return SimpleNamespace(placed_on=None)
+
+    def lease(self, on_progress=None):
+        self.load()
+        return SimpleNamespace(release=lambda: None)
 
     def load(self):
         if self.fail_with:

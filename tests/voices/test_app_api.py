@@ -29,9 +29,9 @@ def test_the_api_lists_every_endpoint(voices_client):
     assert set(named) == {"/synthesize", "/status", "/load", "/unload", "/voices", "/save_voice", "/rename_voice",
                           "/delete_voice", "/dialogue", "/dub"}
     params = {name: [p["parameter_name"] for p in named[name]["parameters"]] for name in named}
-    assert params["/save_voice"] == ["name", "ref_audio", "ref_text", "note"]
-    assert params["/dialogue"] == ["script", "nfe_step", "seed", "gap_s", "quality_check"]
-    assert params["/dub"] == ["subtitles", "voice", "speaker_voices", "nfe_step", "seed", "quality_check"]
+    assert params["/save_voice"] == ["name", "ref_audio", "ref_text", "note", "model"]  # model: optional, last
+    assert params["/dialogue"] == ["script", "nfe_step", "seed", "gap_s", "quality_check", "model"]
+    assert params["/dub"] == ["subtitles", "voice", "speaker_voices", "nfe_step", "seed", "quality_check", "model"]
     assert params["/rename_voice"] == ["name", "new_name"] and params["/delete_voice"] == ["name"]
 
 
@@ -40,7 +40,7 @@ def test_library_endpoints(voices_client, voice_clips):
     saved = client.predict(name="Temp voice", ref_audio=handle_file(str(voice_clips["padded"])), ref_text=REF_TEXT,
                            note="from the API", api_name="/save_voice")
     assert saved == {"name": "Temp voice", "ref_text": REF_TEXT, "note": "from the API", "read_only": False,
-                     "seconds": saved["seconds"], "error": None}
+                     "seconds": saved["seconds"], "error": None, "model": None}
     assert 3.0 < saved["seconds"] < 4.0, "stored as trimmed (the padding is gone)"
     voices = client.predict(api_name="/voices")
     assert [v["read_only"] for v in voices[:2]] == [True, True] and "Temp voice" in [v["name"] for v in voices]

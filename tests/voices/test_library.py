@@ -265,5 +265,5 @@ def test_the_process_library_follows_the_settings(tmp_path):
 def test_entries_show_no_server_paths(library, voice_clips):
     shown = library.save("Alice", voice_clips["good"], REF_TEXT).to_dict()
     assert shown == {"name": "Alice", "ref_text": REF_TEXT, "note": "", "read_only": False,
-                     "seconds": pytest.approx(shown["seconds"]), "error": None}
+                     "seconds": pytest.approx(shown["seconds"]), "error": None, "model": None}
     assert str(library.folder) not in str(shown)
