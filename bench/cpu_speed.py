@@ -32,8 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (GEN_TEXT, REF_TEXT, REF_WAV, ForwardTimer, engine_reference_file, gemm_rate,  # noqa: E402
-                    log, machine_summary, max_abs_diff, median, quiet, snr_db, transformer_flops,
-                    write_full_model_dir, write_tiny_model_dir)
+                    log, machine_summary, median, quiet, transformer_flops, write_full_model_dir, write_tiny_model_dir)
+from metrics import max_abs_diff, snr_db  # noqa: E402
 
 ALL_VARIANTS = ("upstream", "exact", "engine_plain", "fast", "fast_cfg")
 
