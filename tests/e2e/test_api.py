@@ -30,7 +30,8 @@ def test_api_names_and_parameters(client):
     api = client.view_api(print_info=False, return_format="dict")
     named = api["named_endpoints"]
     assert set(named) == {"/synthesize", "/status", "/load", "/unload", "/voices", "/save_voice", "/rename_voice",
-                          "/delete_voice", "/dialogue", "/dub"}, set(named)  # the last six: tests/voices
+                          "/delete_voice", "/dialogue", "/dub", "/compare", "/compare_verdict",
+                          "/compare_tally"}, set(named)  # voices ... dub: tests/voices; compare ...: tests/compare
     params = [p["parameter_name"] for p in named["/synthesize"]["parameters"]]
     assert params == ["ref_audio", "ref_text", "gen_text", "nfe_step", "speed", "cross_fade", "remove_silence", "seed",
                       "quality_check", "model"]  # both optional and last: clients that send the first eight work

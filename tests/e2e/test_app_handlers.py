@@ -143,7 +143,7 @@ def test_page_builds_with_the_api_it_promises(app_module):
     assert isinstance(app_module.demo, gr.Blocks)
     names = {dep.api_name for dep in app_module.demo.fns.values() if dep.api_visibility == "public"}
     assert names == {"synthesize", "status", "load", "unload", "voices", "save_voice", "rename_voice", "delete_voice",
-                     "dialogue", "dub"}
+                     "dialogue", "dub", "compare", "compare_verdict", "compare_tally"}
 
 
 @pytest.mark.parametrize("error", [InputError("The reference audio is silent."), BusyError("The server is busy."),

@@ -71,10 +71,12 @@ def test_one_validator_for_every_front_end():
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
                     "validate_options", "read_reference"):
                 callers.append(str(path.relative_to(ROOT)))
-    # The request's check; and the voices feature reading clips that are not synthesis requests (a voice being
-    # saved, the reference check's hints, the clip lengths a dub's timing needs).
+    # The request's check; the voices feature reading clips that are not synthesis requests (a voice being
+    # saved, the reference check's hints, the clip lengths a dub's timing needs); and the A/B tab checking a
+    # variant's settings (not a request: no clip, no text) with the engine's option rules before either side runs.
     assert set(callers) <= {"engine/request.py", "studio/voices/library.py", "studio/voices/references.py",
-                            "studio/voices/reference_check.py"}, callers
+                            "studio/voices/reference_check.py", "studio/compare/variants.py",
+                            "studio/compare/handlers.py"}, callers
     assert "engine/request.py" in callers
 
 

@@ -18,6 +18,10 @@ import urllib.parse
 import urllib.request
 from typing import Any, Iterator
 
+#: The optional inputs /synthesize takes after the seed (quality_check, model), as the page sends them
+#: by default: the raw HTTP API wants every input (gradio_client fills them in itself).
+SYNTHESIZE_OPTIONAL = (False, "")
+
 
 def file_data(path: str, name: str | None = None) -> dict[str, Any]:
     return {"path": path, "orig_name": name or path.rsplit("/", 1)[-1], "meta": {"_type": "gradio.FileData"}}

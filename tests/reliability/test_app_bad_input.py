@@ -224,7 +224,8 @@ def test_path_traversal_file_name_stays_in_the_upload_folder(shared_app, tmp_pat
         assert shared_app.gradio_temp.resolve() in stored.parents, stored
         kind, value = rawapi.call(shared_app.url, "synthesize",
                                   [rawapi.file_data(paths[0], name), "Some call me nature, others call me mother nature.",
-                                   "A traversal name, safely stored.", 4, 1.0, 0.15, False, 5])
+                                   "A traversal name, safely stored.", 4, 1.0, 0.15, False, 5,
+                                   *rawapi.SYNTHESIZE_OPTIONAL])
         assert kind == "complete", (kind, value)
         outcome = f"stored inside the upload folder as {stored.name}, served"
         figures.count("api_requests", "served")

@@ -133,7 +133,7 @@ def test_synthesize_inputs_cannot_point_outside_the_upload_folder(shared_app, ou
     for name, path in inputs.items():
         kind, value = rawapi.call(shared_app.url, "synthesize",
                                   [rawapi.file_data(path), REF_TEXT, "This must not be spoken.", 4, 1.0, 0.15,
-                                   False, 1])
+                                   False, 1, *rawapi.SYNTHESIZE_OPTIONAL])
         outcomes[name] = f"{kind}: {str(value)[:160]}"
         assert kind != "complete", f"{name}: the app read a file outside its upload folder: {value}"
     after = status(client)

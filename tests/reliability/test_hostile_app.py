@@ -188,7 +188,7 @@ def test_gradio_refusals_carry_a_message(shared_app, figures):
 
     figures.count("hostile_inputs", "tried")
     kind, value = rawapi.call(shared_app.url, "synthesize", [rawapi.file_data("/etc/passwd"), "Hi.", "Hello.", 4, 1.0,
-                                                              0.15, False, 1])
+                                                              0.15, False, 1, *rawapi.SYNTHESIZE_OPTIONAL])
     assert kind == "error" and isinstance(value, dict), (kind, value)
     assert "only name files uploaded to this server" in value["error"], value
     figures.count("hostile_inputs", "refused_cleanly")

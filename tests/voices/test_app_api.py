@@ -27,7 +27,7 @@ def status(client) -> dict:
 def test_the_api_lists_every_endpoint(voices_client):
     named = voices_client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(named) == {"/synthesize", "/status", "/load", "/unload", "/voices", "/save_voice", "/rename_voice",
-                          "/delete_voice", "/dialogue", "/dub"}
+                          "/delete_voice", "/dialogue", "/dub", "/compare", "/compare_verdict", "/compare_tally"}
     params = {name: [p["parameter_name"] for p in named[name]["parameters"]] for name in named}
     assert params["/save_voice"] == ["name", "ref_audio", "ref_text", "note", "model"]  # model: optional, last
     assert params["/dialogue"] == ["script", "nfe_step", "seed", "gap_s", "quality_check", "model"]
