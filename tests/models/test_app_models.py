@@ -20,6 +20,7 @@ import soundfile as sf
 from tests.app_process import App, launch_app
 from tests.e2e.conftest import REF_TEXT, REF_WAV, private_tempdir  # noqa: F401  (client downloads out of /tmp)
 from tests.models.conftest import models_env
+from tests.numerics import snr_db
 from tests.rest.conftest import openai_client
 
 NFE = 4
@@ -184,3 +185,26 @@ def test_dialogue_api_runs_on_the_model_it_names(app, client):
     with pytest.raises(AppError, match="Unknown model 'gamma'"):
         client.predict(script="Dia: Hello there.", nfe_step=NFE, seed=5, gap_s=0.2, model="gamma",
                        api_name="/dialogue")
+
+
+def test_the_ab_tab_compares_two_models_with_one_seed(app, client):
+    """/compare with a variant per model (same settings, same seed): two different clips, each the
+    audio its model makes alone for that seed; the verdict names the models; at most one resident."""
+    from gradio_client import handle_file
+
+    same = {"nfe_step": NFE, "speed": 1.0, "cross_fade": 0.15}
+    clip_a, clip_b, info = client.predict(
+        ref_audio=handle_file(str(REF_WAV)), ref_text=REF_TEXT, voice="", text=TEXT, seed=SEED,
+        variant_a={"model": "alpha", **same}, variant_b={"model": "beta", **same}, blind=False, api_name="/compare")
+    assert info["a"]["model"] == "alpha" and info["b"]["model"] == "beta" and info["seed"] == SEED
+    heard = {side: sf.read(path, dtype="int16")[0] for side, path in (("a", clip_a), ("b", clip_b))}
+    assert not np.array_equal(heard["a"], heard["b"]), "two models, one seed: two different clips"
+    alone = {name: synthesize(client, name)[0] for name in ("alpha", "beta")}
+    for side, name in (("a", "alpha"), ("b", "beta")):  # the same engine, request and seed; the tab's WAV writer
+        assert len(heard[side]) == len(alone[name])    # scales to 16 bits a little differently (2 LSB measured)
+        assert snr_db(alone[name], heard[side]) > 60, name  # (the other model's clip: about 0 dB)
+    assert snr_db(alone["alpha"], heard["b"]) < 20
+    verdict = client.predict(id=info["id"], pick="A", api_name="/compare_verdict")
+    (row,) = [r for r in verdict["tally"] if "alpha" in str(r["variant_1"]) + str(r["variant_2"])]
+    assert row["verdicts"] == 1
+    assert len(client.predict(api_name="/status")["budget"]["resident"]) <= 1
