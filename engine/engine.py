@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from engine.audio_input import ReferenceClip
+from engine.claim import Claim
 from engine.clock import Clock, SystemClock
 from engine.config import ConfigError, EngineConfig, resolve_device, resolve_dtype, resolve_max_batch
 from engine.device_memory import device_memory
@@ -207,17 +208,20 @@ class Engine:
         assert result is not None
         return result
 
-    def stream(self, request: SynthesisRequest, on_progress: ProgressFn | None = None) -> Iterator[StreamChunk]:
+    def stream(self, request: SynthesisRequest, on_progress: ProgressFn | None = None,
+               take_lease: Callable[[ProgressFn], Claim] | None = None) -> Iterator[StreamChunk]:
         """Generate ``request`` chunk by chunk. Bad input raises :class:`InputError` (from
         :meth:`SynthesisRequest.check`) before any work is queued; the last :class:`StreamChunk`
         carries the whole :class:`SynthesisResult`. ``on_progress(fraction, message)`` reports the
-        place in line, loading and each chunk."""
+        place in line, loading and each chunk. ``take_lease(progress)``, called once the request is
+        in line, gives it its claim on the loaded model instead of a lease of this engine (the model
+        pool passes its reservation, which holds that lease: one lease per request either way)."""
         try:
             checked = request.check(self.config)
         except InputError:
             self._lifecycle.record("refused")
             raise
-        return self._requests.stream(checked, on_progress or (lambda fraction, message: None))
+        return self._requests.stream(checked, on_progress or (lambda fraction, message: None), take_lease)
 
     # ------------------------------------------------------------------ what the parts are given
 

@@ -20,6 +20,7 @@ import numpy as np
 from engine.audio_input import ReferenceClip
 from engine.chunk_takes import ChunkTaker, Hear, QualitySettings
 from engine.errors import EngineError, InputError
+from engine.claim import Claim
 from engine.lifecycle import Lifecycle
 from engine.loader import SAMPLE_RATE
 from engine.noise import NoiseSource
@@ -64,8 +65,11 @@ class RequestPath:
         self.transcribe = transcribe
         self.count_fallbacks = count_fallbacks
 
-    def stream(self, checked: CheckedRequest, progress: ProgressFn) -> Iterator[StreamChunk]:
-        """The whole life of one checked request, as a generator of its chunks (see the module docstring)."""
+    def stream(self, checked: CheckedRequest, progress: ProgressFn,
+               take_lease: Callable[[ProgressFn], Claim] | None = None) -> Iterator[StreamChunk]:
+        """The whole life of one checked request, as a generator of its chunks (see the module docstring).
+        ``take_lease(progress)`` gives the request its claim on the loaded model (default: a lease of this
+        engine's lifecycle); the model pool passes its reservation, which holds one lease of its own."""
         clip, ref, gen, options = checked.clip, checked.ref_text, checked.gen_text, checked.options
         fallback_reason, fast_start = checked.request.fallback_reason, checked.request.fast_start
         quality = None
@@ -76,7 +80,7 @@ class RequestPath:
         lease = job = None
         has_turn, waiting = False, True
         try:
-            lease = self.lifecycle.acquire_lease(progress)
+            lease = take_lease(progress) if take_lease is not None else self.lifecycle.acquire_lease(progress)
             self.turn.acquire(lambda ahead: progress(0.0, f"Waiting for the engine: {ahead} request(s) ahead"))
             has_turn = True
             job = self.scheduler.register()

@@ -35,6 +35,7 @@ import dataclasses
 import logging
 from typing import Any, Callable, Iterator
 
+from engine.claim import Claim
 from engine.clock import Clock, SystemClock
 from engine.engine import Engine
 from engine.errors import ModelUnavailableError
@@ -49,29 +50,24 @@ from engine.results import StreamChunk, SynthesisResult
 log = logging.getLogger(__name__)
 
 
-class Reservation:
+class Reservation(Claim):
     """A model (or registered resident) kept resident until :meth:`release` (idempotent, from any
     thread) or the end of the ``with`` block. ``engine`` is the model's engine (None for a
     registered resident, which its holder loads itself)."""
 
     def __init__(self, name: str, grant: Grant, engine: Engine | None = None, lease: Lease | None = None):
+        super().__init__()
         self.name = name
         self.engine = engine
         self._grant, self._lease = grant, lease
 
-    def release(self) -> None:
-        """Give the model back: the engine's lease first (its keep-alive starts), then the budget."""
+    def _give_back(self) -> None:
+        """The engine's lease first (its keep-alive starts), then the budget."""
         try:
             if self._lease is not None:
                 self._lease.release()
         finally:
             self._grant.release()
-
-    def __enter__(self) -> "Reservation":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
 
 
 class ModelPool:
@@ -184,9 +180,9 @@ class ModelPool:
         """``Engine.synthesize_stream(**request)`` on ``model``: the request is validated now; the
         model is reserved when the first chunk is asked for and released when the stream is
         exhausted or closed (from any thread)."""
-        name = self.resolve(model)
-        chunks = self._engines[name].synthesize_stream(**request)  # validates the input now
-        return self._reserved(name, chunks, request.get("on_progress"))
+        name = self.resolve(model)  # an unknown name is refused before the request is even built
+        on_progress = request.pop("on_progress", None)
+        return self.stream(SynthesisRequest(**{**request, "model": name}), on_progress)
 
     def generate(self, request: SynthesisRequest, on_progress: ProgressFn | None = None) -> SynthesisResult:
         """The whole audio of ``request`` on ``request.model`` (None: the default); the result names
@@ -203,8 +199,11 @@ class ModelPool:
         closed (from any thread). The last chunk's result carries ``model`` = the model's name."""
         name = self.resolve(request.model)
         request = request.replace(model=name)
-        chunks = self._engines[name].stream(request, on_progress)  # validates the input now
-        return self._named(name, self._reserved(name, chunks, on_progress))
+        # validates the input now; once in line, the request's claim is this model's reservation (its steps
+        # may run on any thread: owned by none), which holds the request's one engine lease
+        chunks = self._engines[name].stream(request, on_progress,
+                                            take_lease=lambda progress: self.reserve(name, progress, owned=False))
+        return self._named(name, chunks)
 
     @staticmethod
     def _named(name: str, chunks: Iterator[StreamChunk]) -> Iterator[StreamChunk]:
@@ -215,16 +214,6 @@ class ModelPool:
                 yield chunk
         finally:
             chunks.close()  # type: ignore[attr-defined]
-
-    def _reserved(self, name: str, chunks: Iterator[StreamChunk], on_progress: ProgressFn | None
-                  ) -> Iterator[StreamChunk]:
-        try:
-            with self.reserve(name, on_progress, owned=False):  # its steps may run on any thread
-                yield from chunks
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
 
     # ------------------------------------------------------------------ status and shutdown
 
