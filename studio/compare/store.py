@@ -15,7 +15,6 @@ raises :class:`CompareStoreError` with a message that says so.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import datetime
@@ -27,10 +26,10 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
 
 from engine.errors import InputError
 from studio.compare.variants import Variant, pair_key
+from studio.sqlite_file import SqliteFile
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +116,13 @@ class VerdictStore:
         self.folder = Path(root) / "compare"
         self.clips = self.folder / "clips"
         self.index = self.folder / "verdicts.sqlite3"
+        self._db = SqliteFile(self.index, "the A/B verdict log", CompareStoreError)
         self.max_verdicts = max_verdicts
         self.max_clip_bytes = max_clip_bytes
         self._lock = threading.Lock()  # one writer of clip files at a time (the pruning reads their sizes)
         self.clips.mkdir(parents=True, exist_ok=True)
         try:
-            with self._transaction() as db:
+            with self._db.transaction() as db:
                 db.execute(_SCHEMA)
                 db.execute("CREATE INDEX IF NOT EXISTS verdicts_pair ON verdicts (pair_key)")
         except CompareStoreError:  # the tab still compares; saving and the tally say why
@@ -138,7 +138,7 @@ class VerdictStore:
                 for source in (verdict.clip_a, verdict.clip_b):
                     names.append(self._copy_in(Path(source)))
                 size = sum((self.clips / name).stat().st_size for name in names)
-                with self._transaction() as db:
+                with self._db.transaction() as db:
                     (count,) = db.execute("SELECT COUNT(*) FROM verdicts").fetchone()
                     if count >= self.max_verdicts:
                         raise CompareStoreError(
@@ -165,17 +165,17 @@ class VerdictStore:
 
     def count(self) -> int:
         """How many verdicts the log holds."""
-        return int(self._read("SELECT COUNT(*) FROM verdicts")[0][0])
+        return int(self._db.read("SELECT COUNT(*) FROM verdicts")[0][0])
 
     def clip_bytes(self) -> int:
         """Bytes of the clips kept."""
-        return int(self._read("SELECT COALESCE(SUM(clip_bytes), 0) FROM verdicts")[0][0])
+        return int(self._db.read("SELECT COALESCE(SUM(clip_bytes), 0) FROM verdicts")[0][0])
 
     def tally(self) -> list[TallyRow]:
         """The verdicts per pair of variants (whichever was A, whichever side it was played on),
         most judged pair first."""
         counts: dict[str, list[int]] = {}
-        for a_key, b_key, pick in self._read("SELECT variant_a, variant_b, pick FROM verdicts"):
+        for a_key, b_key, pick in self._db.read("SELECT variant_a, variant_b, pick FROM verdicts"):
             first, second = sorted((a_key, b_key))
             row = counts.setdefault(f"{first}\n{second}", [0, 0, 0])
             if pick == "same":
@@ -191,7 +191,7 @@ class VerdictStore:
 
     def write_csv(self, path: Path) -> Path:
         """Every verdict as CSV (:data:`CSV_COLUMNS`, oldest first) at ``path``."""
-        rows = self._read("SELECT id, created_at, text, voice, seed, variant_a, variant_b, clip_a, clip_b, blind, "
+        rows = self._db.read("SELECT id, created_at, text, voice, seed, variant_a, variant_b, clip_a, clip_b, blind, "
                           "swapped, picked_side, pick FROM verdicts ORDER BY id")
         with open(path, "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
@@ -232,7 +232,7 @@ class VerdictStore:
 
     def _prune_clips(self) -> None:
         """Remove the oldest verdicts' clips until the clips fit ``max_clip_bytes`` (rows stay)."""
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             total = db.execute("SELECT COALESCE(SUM(clip_bytes), 0) FROM verdicts").fetchone()[0]
             removed = []
             for row_id, clip_a, clip_b, size in db.execute(
@@ -246,34 +246,6 @@ class VerdictStore:
             (self.clips / name).unlink(missing_ok=True)
         if removed:
             log.info("removed %d old A/B clip(s) to stay under %d bytes", len(removed), self.max_clip_bytes)
-
-    @contextlib.contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        """A connection; database failures become a :class:`CompareStoreError` that says so."""
-        try:
-            with contextlib.closing(sqlite3.connect(str(self.index), timeout=30.0, isolation_level=None)) as db:
-                yield db
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.Error as error:
-            log.error("A/B verdict log %s: %s", self.index, error)
-            raise CompareStoreError(f"The A/B verdict log cannot be used right now ({error}). "
-                                    "Please try again; if it persists, tell the operator.") from None
-
-    def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
-        with self._connection() as db:
-            return db.execute(sql, params).fetchall()
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
 
 
 def make_store(settings) -> VerdictStore:

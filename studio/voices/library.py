@@ -23,10 +23,11 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from engine.audio_input import TAIL_SILENCE_S, read_reference
 from studio.audio_files import audio_seconds, sha256, write_wav_atomically
+from studio.sqlite_file import SqliteFile
 from studio.voices.bundled import Voice, load_voices
 from studio.voices.names import VoiceLibraryError, check_name, name_key
 
@@ -88,6 +89,7 @@ class VoiceLibrary:
         self.folder = Path(root) / "voices"
         self.clips = self.folder / "clips"
         self.index = self.folder / "index.sqlite3"
+        self._db = SqliteFile(self.index, "the voice library's index", VoiceLibraryError)
         self.max_voices = max_voices
         self.max_ref_seconds = max_ref_seconds
         self.bundled = [VoiceEntry(v.name, v.path, v.ref_text, "Bundled example voice", True,
@@ -97,7 +99,7 @@ class VoiceLibrary:
         self._lock = threading.Lock()
         self.clips.mkdir(parents=True, exist_ok=True)
         try:
-            with self._transaction() as db:
+            with self._db.transaction() as db:
                 db.execute(_SCHEMA)
                 columns = {row[1] for row in db.execute("PRAGMA table_info(voices)")}
                 if "model" not in columns:  # a library saved before voices remembered a model
@@ -110,7 +112,7 @@ class VoiceLibrary:
 
     def list(self) -> list[VoiceEntry]:
         """Every voice: the bundled ones first, then the saved ones by name."""
-        rows = self._read(f"SELECT {_COLUMNS} FROM voices")
+        rows = self._db.read(f"SELECT {_COLUMNS} FROM voices")
         saved = [self._entry(*row) for row in rows]
         return self.bundled + sorted(saved, key=lambda e: name_key(e.name))
 
@@ -119,7 +121,7 @@ class VoiceLibrary:
         key = name_key(str(name or "").strip())
         if key in self._bundled_keys:
             return self._bundled_keys[key]
-        rows = self._read(f"SELECT {_COLUMNS} FROM voices WHERE name_key = ?", (key,))
+        rows = self._db.read(f"SELECT {_COLUMNS} FROM voices WHERE name_key = ?", (key,))
         row = rows[0] if rows else None
         if row is None:
             raise VoiceNotFound(f"There is no voice called {str(name).strip()!r} in the library "
@@ -156,7 +158,7 @@ class VoiceLibrary:
         final = self.clips / clip_file
         size, digest = write_wav_atomically(final, samples, clip.sample_rate)
         try:
-            with self._transaction() as db:
+            with self._db.transaction() as db:
                 (count,) = db.execute("SELECT COUNT(*) FROM voices").fetchone()
                 if count >= self.max_voices:
                     raise VoiceLibraryError(f"The voice library is full ({self.max_voices} voices, F5_MAX_VOICES). "
@@ -184,7 +186,7 @@ class VoiceLibrary:
         if name_key(new) in self._bundled_keys:
             raise VoiceLibraryError(f"{new!r} is the name of a bundled voice; please choose another name.")
         try:
-            with self._transaction() as db:
+            with self._db.transaction() as db:
                 changed = db.execute("UPDATE voices SET name = ?, name_key = ? WHERE name_key = ?",
                                      (new, name_key(new), name_key(current.name))).rowcount
         except sqlite3.IntegrityError:
@@ -199,7 +201,7 @@ class VoiceLibrary:
         current = self.get(name)
         if current.read_only:
             raise VoiceLibraryError(f"{current.name!r} is a bundled voice: it cannot be deleted.")
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             row = db.execute("SELECT clip_file FROM voices WHERE name_key = ?", (name_key(current.name),)).fetchone()
             if row is None:
                 raise VoiceNotFound(f"There is no voice called {current.name!r} any more.")
@@ -208,36 +210,6 @@ class VoiceLibrary:
         log.info("voice %r deleted", current.name)
 
     # ------------------------------------------------------------------ inside
-
-    @contextlib.contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        """A connection; database failures (a damaged index, a lock held too long) become a
-        :class:`VoiceLibraryError` that says so (a UNIQUE violation is left to the caller)."""
-        try:
-            with contextlib.closing(sqlite3.connect(str(self.index), timeout=30.0, isolation_level=None)) as db:
-                yield db
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.Error as error:
-            log.error("voice library index %s: %s", self.index, error)
-            raise VoiceLibraryError(f"The voice library's index cannot be used right now ({error}). "
-                                    "Please try again; if it persists, tell the operator.") from None
-
-    def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
-        with self._connection() as db:
-            return db.execute(sql, params).fetchall()
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (the database's write lock from its first statement)."""
-        with self._connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
 
     def _entry(self, name: str, clip_file: str, ref_text: str, note: str, seconds: float, size: int,
                digest: str, model: str | None = None) -> VoiceEntry:
@@ -267,7 +239,7 @@ class VoiceLibrary:
 
     def _sweep_orphans(self) -> None:
         """Remove clip and temp files no row points to, once old enough (a save that crashed)."""
-        known = {row[0] for row in self._read("SELECT clip_file FROM voices")}
+        known = {row[0] for row in self._db.read("SELECT clip_file FROM voices")}
         cutoff = time.time() - ORPHAN_AGE_S
         for path in self.clips.iterdir():
             with contextlib.suppress(OSError):
