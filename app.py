@@ -48,7 +48,7 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per internal HTTP call otherwise
     api = server.create_app(backend, demo, page.launch_options(backend, SETTINGS.max_upload_mb), library,
                             api_key=SETTINGS.api_key, default_voice=SETTINGS.default_voice)
-    server.serve(api, SETTINGS.host, SETTINGS.port, *SETTINGS.connections)
+    server.serve(api, SETTINGS.host, SETTINGS.port, *SETTINGS.connections, shutdown_grace_s=SETTINGS.shutdown_grace_s)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ APP_ENV_VARS: dict[str, tuple[str, str]] = {
     "F5_STUDIO_THREADS": ("", "Worker threads of the web server; empty = the larger of 40 and F5_MAX_QUEUE + 16, so every waiting request and the status panel fit."),
     "F5_API_KEY": ("", "Key that protects the server: the REST API wants `Authorization: Bearer KEY` and the page a login (any user name, the key as password). Empty: open to anyone who can reach the port (keep GRADIO_SERVER_NAME on 127.0.0.1)."),
     "F5_DEFAULT_VOICE": ("", "Voice that OpenAI's voice names (alloy, echo, nova, ...) get in the REST API; empty = the first voice in the list (`GET /v1/voices`)."),
+    "F5_SHUTDOWN_GRACE_S": ("5", "Seconds open streams (and the page's event streams) get to finish when the server is asked to stop (SIGTERM, Ctrl+C); then it stops anyway. 0-600."),
     "F5_HEADER_TIMEOUT_S": ("10", "Seconds a connection has to send its request headers (from opening, or from the first bytes of a later request on it) before it is closed: connections that never finish their headers (slowloris) cannot pile up."),
     "F5_MAX_CONNECTIONS": ("1000", "Most connections the server keeps open at once; more are closed at once (keep it under the process's open-file limit, `ulimit -n`)."),
     "GRADIO_SERVER_NAME": ("127.0.0.1", "Address the page and the REST API listen on (`0.0.0.0` to serve the network)."),
@@ -152,6 +153,19 @@ def connection_limits(environ: dict[str, str] | None = None) -> tuple[float, int
     return timeout, _positive_int(env, "F5_MAX_CONNECTIONS")
 
 
+def shutdown_grace_s(environ: dict[str, str] | None = None) -> float:
+    """``F5_SHUTDOWN_GRACE_S``: how long open streams get to finish when the server stops."""
+    env = os.environ if environ is None else environ
+    raw = env.get("F5_SHUTDOWN_GRACE_S", "").strip() or APP_ENV_VARS["F5_SHUTDOWN_GRACE_S"][0]
+    try:
+        grace = float(raw)
+    except ValueError:
+        raise SettingsError(f"F5_SHUTDOWN_GRACE_S={raw!r} is not a number") from None
+    if not 0 <= grace <= 600:
+        raise SettingsError(f"F5_SHUTDOWN_GRACE_S={raw!r} must be from 0 to 600 seconds")
+    return grace
+
+
 def server_address(environ: dict[str, str] | None = None) -> tuple[str, int]:
     """``(GRADIO_SERVER_NAME, GRADIO_SERVER_PORT)``: where the page and the REST API listen."""
     env = os.environ if environ is None else environ
@@ -178,6 +192,7 @@ class AppSettings:
     connections: tuple[float, int]  # F5_HEADER_TIMEOUT_S, F5_MAX_CONNECTIONS
     api_key: str | None  # F5_API_KEY (None: open)
     default_voice: str  # F5_DEFAULT_VOICE
+    shutdown_grace_s: float = 5.0  # F5_SHUTDOWN_GRACE_S
 
 
 def app_settings(environ: dict[str, str] | None = None) -> AppSettings:
@@ -186,4 +201,5 @@ def app_settings(environ: dict[str, str] | None = None) -> AppSettings:
     upload, studio = max_upload_mb(env), studio_settings(env)  # checked in the order start-up always did
     (host, port), connections, key = server_address(env), connection_limits(env), api_key(env)
     return AppSettings(backend=backend_kind(env), max_upload_mb=upload, studio=studio, host=host, port=port,
-                       connections=connections, api_key=key, default_voice=default_voice(env))
+                       connections=connections, api_key=key, default_voice=default_voice(env),
+                       shutdown_grace_s=shutdown_grace_s(env))

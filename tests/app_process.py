@@ -172,6 +172,7 @@ def launch_app(base: Path, model_dir: Path, log_name: str, **env_overrides: str)
         "WANDB_MODE": "disabled",
         "PYTHONUNBUFFERED": "1",
         "LOG_LEVEL": "INFO",
+        "F5_SHUTDOWN_GRACE_S": "0.5",  # a test's clients may leave event streams open: stop without waiting 5 s
     })
     env.update({k: str(v) for k, v in env_overrides.items()})
     log_path = base / "app.log"

@@ -213,7 +213,9 @@ class ModelPool:
                     chunk = dataclasses.replace(chunk, result=dataclasses.replace(chunk.result, model=name))
                 yield chunk
         finally:
-            chunks.close()  # type: ignore[attr-defined]
+            close = getattr(chunks, "close", None)  # a generator (the engine's stream) is closed in this thread
+            if close is not None:
+                close()
 
     # ------------------------------------------------------------------ status and shutdown
 

@@ -66,11 +66,13 @@ def create_app(backend: Backend, demo: gr.Blocks, launch_options: dict[str, Any]
     return app
 
 
-def serve(app: FastAPI, host: str, port: int, header_timeout_s: float = 10.0, max_connections: int = 1000) -> None:
+def serve(app: FastAPI, host: str, port: int, header_timeout_s: float = 10.0, max_connections: int = 1000,
+          shutdown_grace_s: float = GRACEFUL_SHUTDOWN_S) -> None:
     """Serve ``app`` on ``host:port`` until interrupted (SIGINT / SIGTERM), with bounded connections:
     headers within ``header_timeout_s`` (F5_HEADER_TIMEOUT_S), at most ``max_connections`` open
-    (F5_MAX_CONNECTIONS), idle keep-alive closed after KEEP_ALIVE_S, headers at most MAX_HEADER_BYTES."""
+    (F5_MAX_CONNECTIONS), idle keep-alive closed after KEEP_ALIVE_S, headers at most MAX_HEADER_BYTES;
+    on SIGTERM open streams get ``shutdown_grace_s`` (F5_SHUTDOWN_GRACE_S) to finish."""
     log.info("serving the page at http://%s:%d/ and the REST API at http://%s:%d/v1", host, port, host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=shutdown_grace_s,
                 http=bounded_protocol(header_timeout_s, max_connections), timeout_keep_alive=KEEP_ALIVE_S,
                 h11_max_incomplete_event_size=MAX_HEADER_BYTES)

@@ -86,13 +86,14 @@ class StandInEngine:
             result = chunk.result
         return result
 
-    def stream(self, request, on_progress=None):
+    def stream(self, request, on_progress=None, take_lease=None):
         self.calls.append(dataclasses.asdict(request))
         if self.fail_with:
             raise self.fail_with
-        return self._stream(on_progress or (lambda f, m: None), request.seed)
+        return self._stream(on_progress or (lambda f, m: None), request.seed, take_lease)
 
-    def _stream(self, on_progress, seed):
+    def _stream(self, on_progress, seed, take_lease=None):
+        claim = take_lease(on_progress) if take_lease is not None else None  # the pool's reservation, as the engine
         try:
             on_progress(0.0, "Waiting for the engine: 1 request(s) ahead")
             pieces = [np.full(SR // 2, 0.25 * (i + 1), dtype=np.float32) for i in range(3)]
@@ -106,6 +107,8 @@ class StandInEngine:
                                   result=make_result(np.concatenate(pieces), seed=seed or 77) if last else None)
         finally:
             self.stream_threads.add(threading.current_thread().name)
+            if claim is not None:
+                claim.release()
             self.closed.set()
 
 
@@ -248,7 +251,7 @@ def test_cancel_closes_the_engine_stream_in_its_own_thread(app_module, stand_in,
 
 
 def test_no_spectrogram_means_no_image(app_module, stand_in, monkeypatch, clone):
-    monkeypatch.setattr(stand_in, "_stream", lambda on_progress, seed: iter([StreamChunk(
+    monkeypatch.setattr(stand_in, "_stream", lambda on_progress, seed, take_lease=None: iter([StreamChunk(
         0, 1, np.ones(SR, np.float32) * 0.1, SR, result=make_result(np.ones(SR) * 0.1, spectrogram=None))]))
     final = list(clone.generate_stream(**request(), randomize=True))[-1]
     assert final[2]["visible"] is False and final[2]["value"] is None
