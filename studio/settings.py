@@ -106,6 +106,18 @@ def _positive_int(env: dict[str, str] | os._Environ, name: str) -> int:
     return value
 
 
+def _seconds(env: dict[str, str] | os._Environ, name: str, low: float, high: float) -> float:
+    """A number of seconds from ``low`` to ``high`` (default: ``APP_ENV_VARS``), or one line saying what is wrong."""
+    raw = env.get(name, "").strip() or APP_ENV_VARS[name][0]
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={raw!r} must be from {low:g} to {high:g} seconds")
+    return value
+
+
 def studio_settings(environ: dict[str, str] | None = None) -> StudioSettings:
     """F5_DATA_DIR, F5_MAX_VOICES, F5_MAX_CUES, F5_MAX_SCRIPT_LINES, F5_MAX_PAUSE_SECONDS,
     F5_MAX_TRACK_SECONDS and the A/B log's F5_COMPARE_MAX_VERDICTS and F5_COMPARE_MAX_CLIP_MB, checked."""
@@ -143,27 +155,12 @@ def default_voice(environ: dict[str, str] | None = None) -> str:
 def connection_limits(environ: dict[str, str] | None = None) -> tuple[float, int]:
     """``(F5_HEADER_TIMEOUT_S, F5_MAX_CONNECTIONS)``: how long headers may take, how many connections."""
     env = os.environ if environ is None else environ
-    raw = env.get("F5_HEADER_TIMEOUT_S", "").strip() or APP_ENV_VARS["F5_HEADER_TIMEOUT_S"][0]
-    try:
-        timeout = float(raw)
-    except ValueError:
-        raise SettingsError(f"F5_HEADER_TIMEOUT_S={raw!r} is not a number") from None
-    if not 0.1 <= timeout <= 3600:
-        raise SettingsError(f"F5_HEADER_TIMEOUT_S={raw!r} must be from 0.1 to 3600 seconds")
-    return timeout, _positive_int(env, "F5_MAX_CONNECTIONS")
+    return _seconds(env, "F5_HEADER_TIMEOUT_S", 0.1, 3600), _positive_int(env, "F5_MAX_CONNECTIONS")
 
 
 def shutdown_grace_s(environ: dict[str, str] | None = None) -> float:
     """``F5_SHUTDOWN_GRACE_S``: how long open streams get to finish when the server stops."""
-    env = os.environ if environ is None else environ
-    raw = env.get("F5_SHUTDOWN_GRACE_S", "").strip() or APP_ENV_VARS["F5_SHUTDOWN_GRACE_S"][0]
-    try:
-        grace = float(raw)
-    except ValueError:
-        raise SettingsError(f"F5_SHUTDOWN_GRACE_S={raw!r} is not a number") from None
-    if not 0 <= grace <= 600:
-        raise SettingsError(f"F5_SHUTDOWN_GRACE_S={raw!r} must be from 0 to 600 seconds")
-    return grace
+    return _seconds(os.environ if environ is None else environ, "F5_SHUTDOWN_GRACE_S", 0, 600)
 
 
 def server_address(environ: dict[str, str] | None = None) -> tuple[str, int]:

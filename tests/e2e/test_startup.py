@@ -25,3 +25,17 @@ def test_bad_configuration_stops_startup_with_one_line(env, words):
     lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
     assert lines[-1].startswith("F5 Voice Studio cannot start:") and words in lines[-1]
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"F5_SHUTDOWN_GRACE_S": "soon"}, "F5_SHUTDOWN_GRACE_S='soon' is not a number"),
+    ({"F5_SHUTDOWN_GRACE_S": "601"}, "F5_SHUTDOWN_GRACE_S='601' must be from 0 to 600 seconds"),
+    ({"F5_HEADER_TIMEOUT_S": "0"}, "F5_HEADER_TIMEOUT_S='0' must be from 0.1 to 3600 seconds"),
+])
+def test_time_settings_are_checked_in_one_line(env, words):
+    from studio.settings import SettingsError, app_settings
+
+    assert app_settings({}).shutdown_grace_s == 5.0 and app_settings({"F5_SHUTDOWN_GRACE_S": "0.5"}).shutdown_grace_s == 0.5
+    with pytest.raises(SettingsError) as info:
+        app_settings(env)
+    assert str(info.value) == words
