@@ -17,7 +17,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from .conftest import REF_WAV, assert_valid_audio, synthesize
+from .conftest import REF_WAV, SHARED_HEADER_TIMEOUT_S, assert_valid_audio, synthesize
 
 RSS_GROWTH_MB = 150  # decoding the one-hour bomb whole grew the app by ~700 MB; a bounded read by ~0
 HEALTH_S = 1.0
@@ -169,7 +169,7 @@ def test_slowloris_connections_are_closed_and_health_answers(shared_app, figures
             sock = socket.create_connection(("127.0.0.1", port), timeout=5)
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             sockets.append(sock)
-        deadline = time.monotonic() + 2 + 5  # F5_HEADER_TIMEOUT_S=2 in shared_app, and slack
+        deadline = time.monotonic() + SHARED_HEADER_TIMEOUT_S + 5  # shared_app's F5_HEADER_TIMEOUT_S, and slack
         for sock in sockets:
             sock.settimeout(max(0.1, deadline - time.monotonic()))
             try:
