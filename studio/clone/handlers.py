@@ -59,9 +59,8 @@ def clone_request(ref_audio: Any, ref_text: Any, gen_text: Any, nfe_step: Any, s
     return SynthesisRequest(ref_audio=str(ref_audio), ref_text="" if ref_text is None else str(ref_text),
                             gen_text=str(gen_text), nfe_step=int_if_whole(nfe_step), speed=speed,
                             cross_fade=cross_fade, remove_silence=bool(remove_silence), seed=seed_arg(seed),
-                            quality_check=None if quality_check is None else bool(quality_check),
-                            word_times=bool(word_times),
-                            model=str(model).strip() or None if model is not None else None)
+                            quality_check=check_arg(quality_check), word_times=bool(word_times),
+                            model=model_arg(model))
 
 
 def int_if_whole(value: Any) -> Any:
@@ -77,6 +76,17 @@ def seed_arg(value: Any) -> Any:
         return None
     value = int_if_whole(value)
     return None if value == -1 else value
+
+
+def check_arg(value: Any) -> bool | None:
+    """A front-end's quality-check choice: None (not given) stays None, so the request's one validator
+    applies the server's default (F5_QUALITY_CHECK, off where no ASR model can be had)."""
+    return None if value is None else bool(value)
+
+
+def model_arg(value: Any) -> str | None:
+    """A front-end's model name: empty or not given is None (the default model); the engine names the valid ones."""
+    return None if value is None else (str(value).strip() or None)
 
 
 def progress_words(backend: Backend) -> Callable[[float | None, str], tuple[float | None, str]]:

@@ -13,7 +13,7 @@ from studio.audio_files import new_job_dir, write_wav, write_zip
 from studio.backend import Backend, FrontendSettings
 from studio.backend.zerogpu import zerogpu_synthesis
 from studio.clone import handlers
-from studio.clone.handlers import int_if_whole, progress_words, seed_arg, user_error
+from studio.clone.handlers import check_arg, int_if_whole, model_arg, progress_words, seed_arg, user_error
 from studio.dialogue.runner import DEFAULT_GAP_S, DialogueResult, run_dialogue
 from studio.dialogue.script import Turn, parse_script
 from studio.loudness import LoudnessPolicy
@@ -97,7 +97,6 @@ class DialogueHandlers:
                model=None):
         """Check everything; returns (spoken lines, a function that starts the run given an ``on_progress``)."""
         gap = _gap(gap_s)
-        check = self.backend.settings.quality_check if quality_check is None else bool(quality_check)
         try:
             items, references = prepare(script, uploads, self.backend.settings, self.limits, self.library)
         except Exception as error:
@@ -106,8 +105,8 @@ class DialogueHandlers:
         return total, lambda on_progress: run_dialogue(
             items, references, self.backend, nfe_step=int_if_whole(nfe_step), seed=seed_arg(seed), gap_s=gap,
             on_progress=on_progress, synthesize_whole=self.whole, should_stop=should_stop,
-            loudness=LoudnessPolicy.of(self.backend.settings), quality_check=check,
-            model=str(model).strip() or None if model is not None else None)
+            loudness=LoudnessPolicy.of(self.backend.settings), quality_check=check_arg(quality_check),
+            model=model_arg(model))
 
 
     def dialogue_stream(self, script, nfe_step, seed, gap_s, name_1, audio_1, text_1, name_2, audio_2, text_2,

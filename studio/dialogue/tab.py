@@ -66,7 +66,9 @@ def build_dialogue_tab(settings: FrontendSettings) -> DialogueTab:
                                  elem_id="dialogue-seed", min_width=120)
                 gap = gr.Slider(0.0, MAX_GAP_S, value=DEFAULT_GAP_S, step=0.05, label="Gap between lines (s)",
                                 elem_id="dialogue-gap", min_width=140)
-            quality_check = gr.Checkbox(settings.quality_check, label="Quality check (transcribe each line, retry "
+            quality_check = gr.Checkbox(settings.quality_check and settings.asr_available,
+                                        interactive=settings.asr_available,
+                                        label="Quality check (transcribe each line, retry "
                                         "garbled chunks)", elem_id="dialogue-quality")
             with gr.Row():
                 generate_btn = gr.Button("Generate dialogue", variant="primary", elem_id="dialogue-generate", scale=3)
@@ -104,7 +106,7 @@ def wire_dialogue_tab(tab: DialogueTab, settings: FrontendSettings, handlers: Di
         mix = gr.Audio(type="filepath", label="mix")
         lines = gr.File(label="lines_zip")
         timings = gr.JSON(label="timings")
-        quality_check = gr.Checkbox(settings.quality_check, label="quality_check")
+        quality_check = gr.Checkbox(settings.quality_check and settings.asr_available, label="quality_check")
         srt = gr.File(label="srt")
         vtt = gr.File(label="vtt")
         model = gr.Textbox(settings.default_model, label="model")

@@ -15,7 +15,7 @@ from studio.audio_files import new_job_dir, write_wav, write_zip
 from studio.backend import Backend, FrontendSettings
 from studio.backend.zerogpu import zerogpu_synthesis
 from studio.clone import handlers
-from studio.clone.handlers import int_if_whole, progress_words, seed_arg, user_error
+from studio.clone.handlers import check_arg, int_if_whole, model_arg, progress_words, seed_arg, user_error
 from studio.dubbing.runner import DubResult, run_dub
 from studio.dubbing.subtitles import Cue, decode, parse_subtitles, speakers
 from studio.loudness import LoudnessPolicy
@@ -168,11 +168,10 @@ class DubbingHandlers:
         """Check everything, then the dub's events (nothing runs before the first one is asked for)."""
         settings = self.backend.settings
         cues, by_cue, clips = prepare(path, mapping, default_voice, settings, self.limits, self.library)
-        check = settings.quality_check if quality_check is None else bool(quality_check)
         return len(cues), run_dub(cues, by_cue, clips, self.backend, nfe_step=int_if_whole(nfe_step),
                                   seed=seed_arg(seed), on_progress=relay, synthesize_whole=self.whole,
-                                  should_stop=should_stop, loudness=LoudnessPolicy.of(settings), quality_check=check,
-                                  model=str(model).strip() or None if model is not None else None)
+                                  should_stop=should_stop, loudness=LoudnessPolicy.of(settings),
+                                  quality_check=check_arg(quality_check), model=model_arg(model))
 
 
     def dub_api(self, subtitles, voice, speaker_voices, nfe_step, seed, quality_check=None, model=None,

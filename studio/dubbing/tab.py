@@ -59,7 +59,9 @@ def build_dubbing_tab(settings: FrontendSettings) -> DubbingTab:
                                      label="NFE steps", elem_id="dub-nfe", min_width=140)
                 seed = gr.Number(settings.defaults.seed, label="Seed (-1 = random per cue)", precision=0,
                                  elem_id="dub-seed", min_width=120)
-            quality_check = gr.Checkbox(settings.quality_check, label="Quality check (transcribe each cue, retry "
+            quality_check = gr.Checkbox(settings.quality_check and settings.asr_available,
+                                        interactive=settings.asr_available,
+                                        label="Quality check (transcribe each cue, retry "
                                         "garbled chunks)", elem_id="dub-quality")
             with gr.Row():
                 dub_btn = gr.Button("Dub", variant="primary", elem_id="dub-btn", scale=3)
@@ -99,7 +101,7 @@ def wire_dubbing_tab(tab: DubbingTab, settings: FrontendSettings, handlers: Dubb
         seed = gr.Number(settings.defaults.seed, label="seed", precision=0)
         track = gr.Audio(type="filepath", label="track")
         report = gr.JSON(label="report")
-        quality_check = gr.Checkbox(settings.quality_check, label="quality_check")
+        quality_check = gr.Checkbox(settings.quality_check and settings.asr_available, label="quality_check")
         cues = gr.File(label="cues_zip")
         srt = gr.File(label="srt")
         vtt = gr.File(label="vtt")

@@ -104,3 +104,27 @@ def test_dialogue_prepare_resolves_library_and_uploaded_voices(tab_setup, voice_
     tab_setup.get("Bob").clip_path.unlink()
     with pytest.raises(InputError, match="'Bob' cannot be used: its clip file is missing"):
         dialogue_handlers.prepare("Bob: hi", [], SETTINGS, APP_LIMITS, tab_setup)
+
+
+def test_an_unset_quality_check_is_left_to_the_requests_validator(tab_setup):
+    """The Dialogue and Dubbing handlers pass "not given" on as None, so the one validator applies
+    F5_QUALITY_CHECK only where a speech recognition model can be had (a server with the check on by
+    default and no ASR model still serves every line); a choice made by the caller goes through as is."""
+    import dataclasses
+
+    from studio.dubbing.handlers import DubbingHandlers
+    from studio.dialogue.handlers import DialogueHandlers
+
+    backend = FakeBackend()
+    backend.settings = dataclasses.replace(backend.settings, quality_check=True, asr_available=False)
+    dialogue = DialogueHandlers(backend, APP_LIMITS, tab_setup)
+    for given, sent in ((None, None), (False, False), (True, True)):
+        _, start = dialogue._start("Alice: Hello there.", 4, 1, 0.0, [], quality_check=given)
+        collect(start(None))
+        assert backend.calls[-1]["quality_check"] is sent
+    clip = tab_setup.get("Alice").clip_path
+    srt_file = clip.parent / "one.srt"
+    srt_file.write_text("1\n00:00:00,000 --> 00:00:02,000\nHello there.\n", encoding="utf-8")
+    _, events = DubbingHandlers(backend, APP_LIMITS, tab_setup)._run(str(srt_file), {}, "Alice", 4, 1, None)
+    collect(events)
+    assert backend.calls[-1]["quality_check"] is None
